@@ -1,0 +1,1 @@
+"""Export of searched detectors to TFLite (float and quantised)."""

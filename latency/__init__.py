@@ -1,0 +1,1 @@
+"""Latency models: connectivity-aware lookup tables and on-device (adb) TFLite benchmarking."""

@@ -1,0 +1,1 @@
+"""mnas-tf: mobile detection NAS on TensorFlow 2 / Model Garden."""

@@ -1,0 +1,1 @@
+"""Config dataclasses (Model Garden hyperparams) and registered experiments."""

@@ -1,0 +1,93 @@
+"""Loads an experiment config by name or YAML, with overrides, and clear errors.
+
+A YAML file holds Model Garden overrides on top of a registered experiment; it names
+that experiment in a top-level `experiment:` key (default: mnasfpn_mobilenetv2_coco).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import yaml
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+
+from mnas_tf import registry_imports  # noqa: F401  registers our experiments
+
+DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be loaded; the message names the key or file and the fix."""
+
+
+def registered_experiments() -> list[str]:
+    return sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
+
+
+def load_experiment(ref: Optional[str] = None,
+                    overrides: Sequence[Mapping[str, Any] | str] = ()) -> cfg.ExperimentConfig:
+    """Experiment `ref` (a registered name or a YAML path) plus overrides (dicts/YAML text)."""
+    ref = ref or DEFAULT_EXPERIMENT
+    layers: list[Any] = []
+    if ref.endswith((".yaml", ".yml")):
+        path = Path(ref)
+        if not path.is_file():
+            raise ConfigError(f"config file {ref} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{ref} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{ref} must hold a mapping of config keys")
+        name = data.pop("experiment", DEFAULT_EXPERIMENT)
+        layers.append((ref, data))
+    else:
+        name = ref
+    if name not in registered_experiments():
+        raise ConfigError(f"unknown experiment {name!r}; registered experiments: "
+                          f"{', '.join(registered_experiments())}")
+    params = exp_factory.get_exp_config(name)
+    layers.extend(("override", o) for o in overrides)
+    for source, layer in layers:
+        if isinstance(layer, str):
+            try:
+                layer = yaml.safe_load(layer) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{source}: not valid YAML/JSON: {e}") from None
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"{source}: overrides must be a mapping of config keys")
+        _check_known_keys(params, layer, source)
+        try:
+            params = hyperparams.override_params_dict(params, layer, is_strict=True)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{source}: {_describe_override_error(e)}") from None
+    try:
+        params.validate()
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"invalid config: {e}") from None
+    return params
+
+
+def _check_known_keys(config: hyperparams.Config, layer: Mapping[str, Any], source: str,
+                      path: str = "") -> None:
+    """Names the first unknown key with the valid ones at that level (before overriding)."""
+    valid = config.as_dict()
+    if isinstance(config, hyperparams.OneOfConfig):
+        valid = {f.name: None for f in dataclasses.fields(config)}
+    for key, value in layer.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in valid:
+            raise ConfigError(f"{source}: unknown config key '{where}'; valid keys here: "
+                              f"{', '.join(sorted(map(str, valid)))}")
+        child = getattr(config, key, None)
+        if isinstance(value, Mapping) and isinstance(child, hyperparams.Config):
+            _check_known_keys(child, value, source, where)
+
+
+def _describe_override_error(error: Exception) -> str:
+    text = str(error.args[0] if error.args else error)
+    return text.strip("'\"") + " (check the key against the experiment's config)"

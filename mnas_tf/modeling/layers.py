@@ -1,0 +1,186 @@
+"""MnasFPN building blocks: SDO resampling, squeeze-excite merge, and the searched block.
+
+Every layer stores its constructor arguments and rebuilds from them (`get_config` /
+`from_config`), with initializers and regularizers serialised so the config is JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+import tf_keras
+
+# The reference extractor's hard-coded hyper-parameters (reference §1.7).
+SEPARABLE_INIT_STDDEV = 0.536  # He-normal for a 3x3 depthwise, sqrt(2/9)/0.88.
+
+
+def separable_initializer() -> tf_keras.initializers.Initializer:
+    return tf_keras.initializers.TruncatedNormal(stddev=SEPARABLE_INIT_STDDEV)
+
+
+def fresh(initializer: Any) -> tf_keras.initializers.Initializer:
+    """A new instance per layer: a reused unseeded instance gives same-shaped layers the same
+    initial weights."""
+    initializer = tf_keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def plain(value: Any) -> Any:
+    """Strips Keras' attribute-tracking wrappers (ListWrapper, _DictWrapper) for JSON."""
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListWrapper":
+        return [plain(v) for v in value]
+    return value
+
+
+class ConfigurableLayer(tf_keras.layers.Layer):
+    """Records constructor arguments; (de)serialises initializers and regularizers."""
+
+    _OBJECT_ARGS = {
+        "kernel_initializer": tf_keras.initializers,
+        "depthwise_initializer": tf_keras.initializers,
+        "kernel_regularizer": tf_keras.regularizers,
+    }
+
+    def _record(self, **config: Any) -> None:
+        for key, module in self._OBJECT_ARGS.items():
+            if key in config and config[key] is not None:
+                config[key] = module.get(config[key])
+        self._config_dict = config
+
+    def get_config(self) -> dict[str, Any]:
+        config = plain(self._config_dict)
+        for key, module in self._OBJECT_ARGS.items():
+            if config.get(key) is not None:
+                config[key] = module.serialize(config[key])
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ConfigurableLayer":
+        return cls(**config)
+
+
+def batch_norm(name: str, momentum: float, epsilon: float, synchronized: bool):
+    return tf_keras.layers.BatchNormalization(
+        momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name)
+
+
+@tf_keras.utils.register_keras_serializable(package="mnas_tf")
+class SDOResample(ConfigurableLayer):
+    """Brings a feature to another level with F channels, running the 1x1 conv small.
+
+    Size-Dependent Ordering (paper §3.2): a finer input is max-pooled (3x3, stride
+    2^dlevel, SAME) *before* the 1x1 conv + BN; a same-level or coarser input gets the
+    1x1 conv + BN first and is then nearest-neighbour upsampled.
+    """
+
+    def __init__(self, input_level: int, output_level: int, filters: int,
+                 norm_momentum: float = 0.99, norm_epsilon: float = 0.01,
+                 use_sync_bn: bool = False, kernel_initializer: Any = "he_normal",
+                 kernel_regularizer: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self._record(input_level=input_level, output_level=output_level, filters=filters,
+                     norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                     use_sync_bn=use_sync_bn, kernel_initializer=kernel_initializer,
+                     kernel_regularizer=kernel_regularizer)
+        cfg = self._config_dict
+        step = output_level - input_level
+        self._pool = (tf_keras.layers.MaxPool2D(3, strides=2 ** step, padding="same",
+                                                name="pool") if step > 0 else None)
+        self._conv = tf_keras.layers.Conv2D(
+            filters, 1, use_bias=False, kernel_initializer=fresh(cfg["kernel_initializer"]),
+            kernel_regularizer=cfg["kernel_regularizer"], name="conv1x1")
+        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn)
+        self._upsample = (tf_keras.layers.UpSampling2D(2 ** -step, interpolation="nearest",
+                                                       name="upsample")
+                          if step < 0 else None)
+
+    def call(self, x, training=None):
+        if self._pool is not None:
+            x = self._pool(x)
+        x = self._bn(self._conv(x), training=training)
+        if self._upsample is not None:
+            x = self._upsample(x)
+        return x
+
+
+@tf_keras.utils.register_keras_serializable(package="mnas_tf")
+class SqueezeExciteMerge(ConfigurableLayer):
+    """Merges two features as a + b * SE(a): NAS-FPN's global attention, with learned gating.
+
+    NAS-FPN gates one input by the sigmoid of the other's spatial max; here the gate is a
+    squeeze-excite of `a` (global average pool, 1x1 reduce + ReLU, 1x1 expand, sigmoid),
+    the "SE" merge option of the MnasFPN search space. It is defined for exactly 2 inputs.
+    """
+
+    def __init__(self, filters: int, reduction: int = 4, kernel_initializer: Any = "he_normal",
+                 kernel_regularizer: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self._record(filters=filters, reduction=reduction,
+                     kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer)
+        cfg = self._config_dict
+        squeezed = max(8, filters // reduction)
+        self._reduce = tf_keras.layers.Conv2D(
+            squeezed, 1, activation="relu", kernel_initializer=fresh(cfg["kernel_initializer"]),
+            kernel_regularizer=cfg["kernel_regularizer"], name="se_reduce")
+        self._expand = tf_keras.layers.Conv2D(
+            filters, 1, activation="sigmoid", kernel_initializer=fresh(cfg["kernel_initializer"]),
+            kernel_regularizer=cfg["kernel_regularizer"], name="se_expand")
+
+    def call(self, inputs: Sequence[tf.Tensor]):
+        if len(inputs) != 2:
+            raise ValueError(f"SqueezeExciteMerge takes exactly 2 inputs, got {len(inputs)}")
+        a, b = inputs
+        gate = self._expand(self._reduce(tf.reduce_mean(a, axis=[1, 2], keepdims=True)))
+        return a + b * gate
+
+
+@tf_keras.utils.register_keras_serializable(package="mnas_tf")
+class MnasFPNBlock(ConfigurableLayer):
+    """One searched block: SDO-resample inputs to F, merge, ReLU6, separable conv to C, BN.
+
+    Any path from an input through this block is an inverted residual: expand to F at
+    low resolution, depthwise kxk, project to C, linear output (paper §3.1).
+    """
+
+    def __init__(self, input_levels: Sequence[int], level: int, expansion: int, channels: int,
+                 merge: str = "sum", kernel: int = 3, norm_momentum: float = 0.99,
+                 norm_epsilon: float = 0.01, use_sync_bn: bool = False,
+                 kernel_regularizer: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self._record(input_levels=[int(v) for v in input_levels], level=level,
+                     expansion=expansion, channels=channels, merge=merge, kernel=kernel,
+                     norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                     use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer)
+        regularizer = self._config_dict["kernel_regularizer"]
+        bn_args = dict(norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                       use_sync_bn=use_sync_bn)
+        self._resamplers = [
+            SDOResample(lvl, level, expansion, kernel_regularizer=regularizer,
+                        name=f"input_{i}", **bn_args)
+            for i, lvl in enumerate(self._config_dict["input_levels"])]
+        if merge == "se":
+            self._se = SqueezeExciteMerge(expansion, kernel_regularizer=regularizer, name="se")
+        elif merge != "sum":
+            raise ValueError(f"merge must be 'sum' or 'se', got {merge!r}")
+        self._conv = tf_keras.layers.SeparableConv2D(
+            channels, kernel, padding="same", use_bias=False,
+            depthwise_initializer=separable_initializer(),
+            pointwise_initializer=separable_initializer(),
+            depthwise_regularizer=regularizer, pointwise_regularizer=regularizer,
+            name="separable_conv")
+        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn)
+
+    def call(self, inputs: Sequence[tf.Tensor], training=None):
+        if len(inputs) != len(self._resamplers):
+            raise ValueError(f"block expects {len(self._resamplers)} inputs, got {len(inputs)}")
+        features = [r(x, training=training) for r, x in zip(self._resamplers, inputs)]
+        if self._config_dict["merge"] == "se":
+            merged = self._se(features)
+        else:
+            merged = features[0]
+            for f in features[1:]:  # pairwise adds: TFLite has no good AddN kernel
+                merged = merged + f
+        return self._bn(self._conv(tf.nn.relu6(merged)), training=training)

@@ -1,0 +1,1 @@
+"""Architecture search drivers: PPO controller for MnasFPN heads and MSNAS evolution."""

@@ -1,0 +1,43 @@
+"""The raw-output detector converts to float TFLite and matches Keras."""
+
+import numpy as np
+import pytest
+import tf_keras
+
+from export.tflite import ExportError, convert_float, export_verified_float, max_abs_diff
+from mnas_tf.modeling.factory import build_raw_detector
+
+
+def _scramble(model, seed=0):
+    """Random weights and BN statistics of unit scale, so outputs are far from zero."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        name = var.name
+        if "moving_variance" in name or "gamma" in name:
+            value = rng.uniform(0.5, 1.5, var.shape)
+        elif "moving_mean" in name or "beta" in name or "bias" in name:
+            value = rng.normal(0, 0.1, var.shape)
+        else:
+            fan_in = int(np.prod(var.shape[:-1])) or 1
+            value = rng.normal(0, np.sqrt(1.0 / fan_in), var.shape)
+        var.assign(value.astype(np.float32))
+
+
+def test_published_detector_converts_and_matches_keras(reference_model, tmp_path):
+    raw = build_raw_detector(reference_model, (320, 320))
+    _scramble(raw)
+    result = export_verified_float(raw, str(tmp_path / "mnasfpn.tflite"), tolerance=1e-4)
+    assert result["max_abs_diff"] <= 1e-4
+    assert (tmp_path / "mnasfpn.tflite").stat().st_size == result["bytes"]
+    image = np.random.default_rng(1).uniform(-1, 1, (1, 320, 320, 3)).astype(np.float32)
+    outputs = raw(image, training=False)
+    assert float(np.std(outputs["raw_scores"])) > 0.1  # a meaningful comparison
+    flatbuffer = (tmp_path / "mnasfpn.tflite").read_bytes()
+    assert max_abs_diff(flatbuffer, raw, image) <= 1e-4
+
+
+def test_dynamic_batch_is_refused():
+    inp = tf_keras.Input((8, 8, 3))
+    model = tf_keras.Model(inp, tf_keras.layers.Conv2D(2, 1)(inp))
+    with pytest.raises(ExportError, match="must be fully static"):
+        convert_float(model)
