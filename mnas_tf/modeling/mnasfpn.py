@@ -43,8 +43,9 @@ class MnasFPNCell(ConfigurableLayer):
                      norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
                      kernel_regularizer=kernel_regularizer)
         self._used = spec.used_blocks()
+        # string keys: checkpoints and SavedModels cannot track int-keyed dicts
         self._blocks = {
-            i: MnasFPNBlock(
+            f"block_{i}": MnasFPNBlock(
                 input_levels=[spec.node_level(n) for n in spec.blocks[i].inputs],
                 level=spec.blocks[i].level, expansion=spec.blocks[i].expansion,
                 channels=spec.channels, merge=spec.blocks[i].merge,
@@ -61,6 +62,10 @@ class MnasFPNCell(ConfigurableLayer):
     def built_blocks(self) -> tuple[int, ...]:
         return self._used
 
+    def block(self, index: int) -> MnasFPNBlock:
+        """The layer of block `index` (KeyError if that block is unused, so not built)."""
+        return self._blocks[f"block_{index}"]
+
     def call(self, inputs: Sequence[tf.Tensor], training=None):
         spec = self._spec
         if len(inputs) != spec.num_levels:
@@ -69,7 +74,7 @@ class MnasFPNCell(ConfigurableLayer):
         nodes: dict[int, tf.Tensor] = dict(enumerate(inputs))
         for i in self._used:
             block = spec.blocks[i]
-            nodes[spec.num_levels + i] = self._blocks[i](
+            nodes[spec.num_levels + i] = self.block(i)(
                 [nodes[n] for n in block.inputs], training=training)
         outputs = []
         for level, node in sorted(spec.output_nodes().items()):

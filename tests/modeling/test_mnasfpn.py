@@ -84,9 +84,18 @@ def test_decoder_serialises_and_round_trips_through_json():
 
 def test_cells_have_separate_weights():
     decoder = MnasFPN(MOBILENETV2_320, "mnasfpn")
-    kernels = [decoder.get_layer(f"cell_{i}")._blocks[4]._conv.depthwise_kernel for i in (1, 2)]
+    kernels = [decoder.get_layer(f"cell_{i}").block(4)._conv.depthwise_kernel for i in (1, 2)]
     assert kernels[0] is not kernels[1]
     assert not np.allclose(kernels[0].numpy(), kernels[1].numpy())
+
+
+def test_decoder_checkpoints_and_restores(tmp_path):
+    decoder = MnasFPN(MOBILENETV2_320, "mnasfpn")
+    path = tf.train.Checkpoint(decoder=decoder).save(str(tmp_path / "ckpt"))
+    clone = MnasFPN(MOBILENETV2_320, "mnasfpn")
+    tf.train.Checkpoint(decoder=clone).restore(path).assert_existing_objects_matched()
+    for a, b in zip(decoder.weights, clone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_registry_built_decoder_equals_directly_built():
