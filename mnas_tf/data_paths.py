@@ -23,19 +23,17 @@ def _split(path: str) -> str:
 def resolve_data_paths(params, progress: bool = True):
     """Replaces synthetic:// references in a RetinaNet experiment with real paths."""
     task = params.task
-    refs = [task.train_data.input_path, task.validation_data.input_path, task.annotation_file]
-    if not any(isinstance(r, str) and r.startswith(SYNTHETIC) for r in refs):
+    fields = [(task.train_data, "input_path", "records"),
+              (task.validation_data, "input_path", "records"),
+              (task, "annotation_file", "annotations")]
+    wanted = [(obj, name, kind, _split(getattr(obj, name))) for obj, name, kind in fields
+              if isinstance(getattr(obj, name), str) and getattr(obj, name).startswith(SYNTHETIC)]
+    if not wanted:
         return params
     from mnas_tf.data import default_dataset
     data = default_dataset(progress=progress)
-    records = {s: getattr(data, f"{s}_records") for s in SPLITS}
-    annotations = {s: getattr(data, f"{s}_annotations") for s in SPLITS}
-    if isinstance(task.train_data.input_path, str) and task.train_data.input_path.startswith(SYNTHETIC):
-        task.train_data.input_path = records[_split(task.train_data.input_path)]
-    if isinstance(task.validation_data.input_path, str) and task.validation_data.input_path.startswith(SYNTHETIC):
-        task.validation_data.input_path = records[_split(task.validation_data.input_path)]
-    if task.annotation_file and task.annotation_file.startswith(SYNTHETIC):
-        task.annotation_file = annotations[_split(task.annotation_file)]
+    for obj, name, kind, split in wanted:
+        setattr(obj, name, getattr(data, f"{split}_{kind}"))
     if task.model.num_classes < data.num_classes:
         raise ValueError(f"model.num_classes {task.model.num_classes} < {data.num_classes} "
                          f"needed by the synthetic dataset")

@@ -14,6 +14,7 @@ gives status FAILED with the reason, so a search can record it and move on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from typing import Any, Optional, Sequence
@@ -32,7 +33,7 @@ class ProxyConfig:
     train_steps: int = 150
     batch_size: int = 8
     input_size: int = 320
-    learning_rate: float = 0.04
+    learning_rate: float = 0.003  # for the experiment's optimizer (Adam in mnasfpn_synthetic)
     warmup_steps: int = 20
     steps_per_check: int = 25
     eval_batch_size: int = 16
@@ -55,7 +56,8 @@ class ProxyConfig:
         """What the shared input pipelines depend on."""
         return (self.experiment, self.train_data, self.val_data, self.val_annotations,
                 self.batch_size, self.input_size, self.eval_batch_size,
-                self.max_eval_batches, self.params_override)
+                self.max_eval_batches, json.dumps(self.params_override, sort_keys=True,
+                                                  default=str))
 
 
 @dataclasses.dataclass
@@ -132,6 +134,7 @@ class ProxyEngine:
         timings: dict = {}
         steps_done = 0
         loss = None
+        stage = "build"
         try:
             import tf_keras
             from official.core import task_factory
@@ -145,6 +148,7 @@ class ProxyEngine:
             metrics = task.build_metrics(training=True)
             timings["build_s"] = time.perf_counter() - start
 
+            stage = "training"
             train_chunk = make_train_loop(task, model, optimizer, metrics)
             chunk = self.config.steps_per_check
             t0 = time.perf_counter()
@@ -158,6 +162,7 @@ class ProxyEngine:
                     return self._failed(f"loss is {loss} at step {steps_done}", start,
                                         steps_done, loss, timings)
             timings["train_s"] = time.perf_counter() - t0
+            stage = "evaluation"
             t1 = time.perf_counter()
             result_metrics = self._evaluate(model)
             timings["eval_s"] = time.perf_counter() - t1
@@ -165,7 +170,6 @@ class ProxyEngine:
             return self._failed(f"out of memory: {_first_line(e)}", start, steps_done, loss,
                                 timings)
         except (ValueError, TypeError, KeyError, tf.errors.InvalidArgumentError) as e:
-            stage = "build" if "build_s" not in timings else "training"
             return self._failed(f"{stage} failed: {type(e).__name__}: {_first_line(e)}", start,
                                 steps_done, loss, timings)
         return ProxyResult(OK, result_metrics, time.perf_counter() - start, steps_done,

@@ -21,3 +21,21 @@ def reference_model(reference_experiment):
     """The published MnasFPN detector at 320x320, built once for the whole session."""
     from official.core import task_factory
     return task_factory.get_task(reference_experiment.task).build_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A 32/8-image synthetic dataset at 128x128, prepared to TFRecords once per session."""
+    from mnas_tf.data import SyntheticConfig, default_dataset
+    return default_dataset(SyntheticConfig(num_train=32, num_val=8, image_size=128, seed=3),
+                           root=str(tmp_path_factory.mktemp("datasets")), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(tiny_dataset):
+    """`--params-override` text that points mnasfpn_synthetic at the tiny dataset, 128 px."""
+    d = tiny_dataset
+    return (f"task.train_data.input_path={d.train_records},"
+            f"task.validation_data.input_path={d.val_records},"
+            f"task.annotation_file={d.val_annotations},task.model.input_size=[128,128,3],"
+            f"task.train_data.global_batch_size=4,task.validation_data.global_batch_size=8")

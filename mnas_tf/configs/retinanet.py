@@ -78,11 +78,27 @@ def mnasfpn_model(architecture: str = "mnasfpn", model_id: str = "MobileNetV2",
             model_id=model_id, filter_size_scale=filter_size_scale)),
         decoder=Decoder(type="mnasfpn", mnasfpn=MnasFPN(architecture=architecture,
                                                         l2_weight_decay=1e-4)),
+        # Per-class NMS, IoU 0.6, 100 per class and in total (reference §2.4); Model
+        # Garden's default 'v2' loops over classes and is ~5x slower on CPU.
+        detection_generator=retinanet.DetectionGenerator(
+            nms_version="batched", nms_iou_threshold=0.6, max_num_detections=100,
+            pre_nms_top_k=1000),
         head=RetinaNetHead(num_convs=4, num_filters=64, use_separable_conv=True,
                            share_box_class_tower=True, norm_momentum=0.997,
                            norm_epsilon=0.001),
         norm_activation=common.NormActivation(activation="relu6", use_sync_bn=False,
                                               norm_momentum=0.99, norm_epsilon=0.01))
+
+
+def cosine_schedule(optimizer: dict, base_lr: float, steps: int, warmup_steps: int,
+                    warmup_lr: float) -> optimization.OptimizationConfig:
+    """Cosine decay to 0 over `steps` after a linear warm-up (the reference schedule)."""
+    return optimization.OptimizationConfig({
+        "optimizer": optimizer,
+        "learning_rate": {"type": "cosine", "cosine": {"initial_learning_rate": base_lr,
+                                                       "decay_steps": steps}},
+        "warmup": {"type": "linear", "linear": {"warmup_steps": warmup_steps,
+                                                "warmup_learning_rate": warmup_lr}}})
 
 
 @exp_factory.register_config_factory("mnasfpn_mobilenetv2_coco")
@@ -118,13 +134,8 @@ def mnasfpn_mobilenetv2_coco() -> cfg.ExperimentConfig:
             summary_interval=100,
             checkpoint_interval=1000,
             best_checkpoint_eval_metric="AP",
-            optimizer_config=optimization.OptimizationConfig({
-                "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-                "learning_rate": {"type": "cosine", "cosine": {
-                    "initial_learning_rate": 4.0, "decay_steps": train_steps}},
-                "warmup": {"type": "linear", "linear": {
-                    "warmup_steps": 5000, "warmup_learning_rate": 0.026666}},
-            })),
+            optimizer_config=cosine_schedule({"type": "sgd", "sgd": {"momentum": 0.9}},
+                                             4.0, train_steps, 5000, 0.026666)),
         restrictions=["task.train_data.is_training != None",
                       "task.validation_data.is_training != None"])
 
@@ -136,16 +147,22 @@ SYNTHETIC = "synthetic://"  # input paths resolved to the embedded default datas
 def mnasfpn_synthetic() -> cfg.ExperimentConfig:
     """The published MnasFPN on the embedded synthetic dataset, sized for a 2-core CPU.
 
-    Same detector as `mnasfpn_mobilenetv2_coco` (6 object classes + background slot);
-    batch 16, SGD momentum 0.9, cosine LR with linear warm-up, from scratch.
+    Same detector as `mnasfpn_mobilenetv2_coco` (6 object classes + background slot),
+    trained from scratch with Adam and a cosine schedule. BN momentum is 0.9 instead of
+    the reference 0.99/0.997: those are tuned for 50k steps, and after a few hundred
+    steps their moving statistics still hold mostly their initial values, so inference
+    outputs nothing (measured: AP50 0.00 -> 0.22 on a 200-step overfit check).
     """
     batch_size, train_steps = 16, 1500
+    model = mnasfpn_model(num_classes=7)
+    model.norm_activation.norm_momentum = 0.9
+    model.head.norm_momentum = 0.9
     return cfg.ExperimentConfig(
         runtime=cfg.RuntimeConfig(mixed_precision_dtype="float32",
                                   distribution_strategy="one_device", num_gpus=0),
         task=RetinaNetTask(
             annotation_file=SYNTHETIC + "val",
-            model=mnasfpn_model(num_classes=7),
+            model=model,
             losses=retinanet.Losses(focal_loss_alpha=0.25, focal_loss_gamma=2.0,
                                     l2_weight_decay=4e-5),
             train_data=retinanet.DataConfig(
@@ -165,12 +182,8 @@ def mnasfpn_synthetic() -> cfg.ExperimentConfig:
             checkpoint_interval=100,
             max_to_keep=3,
             best_checkpoint_eval_metric="AP",
-            optimizer_config=optimization.OptimizationConfig({
-                "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9, "global_clipnorm": 10.0}},
-                "learning_rate": {"type": "cosine", "cosine": {
-                    "initial_learning_rate": 0.08, "decay_steps": train_steps}},
-                "warmup": {"type": "linear", "linear": {
-                    "warmup_steps": 100, "warmup_learning_rate": 0.008}},
-            })),
+            optimizer_config=cosine_schedule(
+                {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 100,
+                0.0003)),
         restrictions=["task.train_data.is_training != None",
                       "task.validation_data.is_training != None"])

@@ -15,9 +15,11 @@ import tf_keras
 from official.vision.modeling.backbones import factory as backbone_factory
 from official.vision.modeling.backbones import mobilenet
 
+from mnas_tf.modeling.layers import ConfigDictModel
+
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
-class MobileNetPyramid(tf_keras.Model):
+class MobileNetPyramid(ConfigDictModel, tf_keras.Model):
     """MobileNet (V2, V3Large, V3Small, ...) exposing levels min_level..5 only."""
 
     def __init__(self, model_id: str = "MobileNetV2", filter_size_scale: float = 1.0,
@@ -53,13 +55,6 @@ class MobileNetPyramid(tf_keras.Model):
     def output_specs(self) -> Mapping[str, tf.TensorShape]:
         return self._output_specs
 
-    def get_config(self) -> dict[str, Any]:
-        from mnas_tf.modeling.layers import plain
-        return plain(self._config_dict)
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
 
 
 @backbone_factory.register_backbone_builder("mobilenet_pyramid")

@@ -62,6 +62,17 @@ class ConfigurableLayer(tf_keras.layers.Layer):
         return cls(**config)
 
 
+class ConfigDictModel:
+    """Mixin for functional models that rebuild themselves from `self._config_dict`."""
+
+    def get_config(self) -> dict[str, Any]:
+        return plain(self._config_dict)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
 def batch_norm(name: str, momentum: float, epsilon: float, synchronized: bool):
     return tf_keras.layers.BatchNormalization(
         momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name)

@@ -13,8 +13,8 @@ import tf_keras
 from official.vision.modeling.decoders import factory as decoder_factory
 
 from mnas_tf.arch import MnasFPNSpec, load_architecture
-from mnas_tf.modeling.layers import (ConfigurableLayer, MnasFPNBlock, SDOResample,
-                                     plain)
+from mnas_tf.modeling.layers import (ConfigDictModel, ConfigurableLayer, MnasFPNBlock,
+                                     SDOResample)
 
 
 def as_spec(architecture: Any) -> MnasFPNSpec:
@@ -87,7 +87,7 @@ class MnasFPNCell(ConfigurableLayer):
 
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
-class MnasFPN(tf_keras.Model):
+class MnasFPN(ConfigDictModel, tf_keras.Model):
     """MnasFPN decoder: extra coarse levels by pool + 1x1 + BN, then the cells.
 
     Levels the backbone lacks (C6 for MobileNetV2) are made from the level below by a 3x3
@@ -139,12 +139,6 @@ class MnasFPN(tf_keras.Model):
     def output_specs(self) -> Mapping[str, tf.TensorShape]:
         return self._output_specs
 
-    def get_config(self) -> dict[str, Any]:
-        return plain(self._config_dict)
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
 
 
 def build_mnasfpn_decoder(input_specs, model_config, l2_regularizer=None, **kwargs) -> MnasFPN:

@@ -1,0 +1,70 @@
+"""The proxy-task API: a short child run, failures as results, shared pipelines."""
+
+import dataclasses
+
+import pytest
+
+from mnas_tf import proxy
+from mnas_tf.proxy import FAILED, OK, ProxyConfig, train_and_evaluate
+
+
+@pytest.fixture(scope="module")
+def config(tiny_dataset):
+    d = tiny_dataset
+    return ProxyConfig(train_data=d.search_train_records, val_data=d.search_val_records,
+                       val_annotations=d.search_val_annotations, train_steps=4, batch_size=4,
+                       input_size=128, steps_per_check=2, eval_batch_size=8)
+
+
+def test_child_trains_and_is_scored(config):
+    result = train_and_evaluate("mnasfpn", config, seed=1)
+    assert result.status == OK, result.reason
+    assert result.steps == 4 and result.final_loss > 0
+    assert {"AP", "AP50", "AP75", "APs", "APm", "APl"} <= set(result.metrics)
+    assert {"build_s", "first_chunk_s", "train_s", "eval_s"} <= set(result.timings)
+    assert result.wall_time_s >= sum(result.timings[k] for k in ("build_s", "train_s", "eval_s"))
+    engine = next(iter(proxy._ENGINES.values()))
+    # a second child reuses the engine's pipelines (no second start-up)
+    other = train_and_evaluate("mnasfpn_dm0.7", config, seed=2)
+    assert other.status == OK and next(iter(proxy._ENGINES.values())) is engine
+
+
+def test_spec_that_does_not_build_is_a_failed_result(config):
+    bad = {"channels": 16, "blocks": [{"inputs": [0, 9], "level": 4, "expansion": 8}]}
+    result = train_and_evaluate(bad, config)
+    assert result.status == FAILED
+    assert result.reason.startswith("build failed: ArchitectureError: block 0, field 'inputs'")
+
+
+def test_nan_loss_is_a_failed_result(config):
+    nan = dataclasses.replace(config, params_override=(
+        {"task": {"losses": {"focal_loss_gamma": float("nan")}}},))
+    result = train_and_evaluate("mnasfpn", nan)
+    assert result.status == FAILED and result.reason == "loss is nan at step 2"
+
+
+@pytest.mark.parametrize("field, value", [("train_steps", 0), ("batch_size", -1),
+                                          ("input_size", 100), ("learning_rate", 0.0)])
+def test_invalid_proxy_config_is_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(ProxyConfig(), **{field: value}).validate()
+
+
+def test_a_short_run_learns(tiny_dataset):
+    """Memorise a handful of images: loss falls and AP50 rises far above an untrained model.
+
+    Held-out accuracy needs longer training; benchmarks/learning.py measures that.
+    """
+    d = tiny_dataset
+    no_augmentation = {"task": {"train_data": {"parser": {
+        "aug_rand_hflip": False, "aug_scale_min": 1.0, "aug_scale_max": 1.0}}}}
+    config = ProxyConfig(train_data=d.search_val_records, val_data=d.search_val_records,
+                         val_annotations=d.search_val_annotations, train_steps=200,
+                         batch_size=8, input_size=128, steps_per_check=50, warmup_steps=20,
+                         params_override=(no_augmentation,))
+    untrained = train_and_evaluate("mnasfpn", dataclasses.replace(config, train_steps=1))
+    trained = train_and_evaluate("mnasfpn", config)
+    assert untrained.status == trained.status == OK
+    assert trained.final_loss < 0.8 * untrained.final_loss
+    assert trained.metrics["AP50"] >= 0.1
+    assert trained.metrics["AP50"] >= untrained.metrics["AP50"] + 0.1
