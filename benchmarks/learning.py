@@ -4,7 +4,7 @@ Trains the published MnasFPN (320x320, experiment `mnasfpn_synthetic`) from scra
 Model Garden's trainer through `python -m mnas_tf.train`, evaluates COCO metrics on the
 held-out val split, and prints AP50 and the wall time.
 
-    python benchmarks/learning.py [--steps 300] [--model-dir runs/learning]
+    python benchmarks/learning.py [--steps 200] [--model-dir runs/learning]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--model-dir", default="runs/learning")
     args = parser.parse_args()

@@ -80,7 +80,8 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
 def format_report(info: dict[str, Any]) -> str:
     lines = [f"{info['experiment']}  ({info['backbone']} + {info['decoder']}"
              f"{':' + info['architecture'] if info['architecture'] else ''}, "
-             f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} classes)",
+             f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} class slots "
+             f"incl. background)",
              f"  {'part':<10} {'MAdds':>10} {'params':>10}"]
     for name, part in info["parts"].items():
         lines.append(f"  {name:<10} {part['madds'] / 1e9:>9.3f}B {part['params'] / 1e6:>9.3f}M")

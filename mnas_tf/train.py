@@ -99,13 +99,16 @@ def check_schedule(params) -> None:
 
 
 def _single_log_handler() -> None:
-    """Some imported library calls logging.basicConfig; keep absl's handler only."""
+    """Some imported library calls logging.basicConfig: keep absl's handler only, so
+    every progress line prints once (a later basicConfig is a no-op once root has one)."""
     import logging as pylogging
+
+    from absl import logging as absl_logging
+    absl_logging.use_absl_handler()
     root = pylogging.getLogger()
-    if any(type(h).__name__ == "ABSLHandler" for h in root.handlers):
-        for handler in list(root.handlers):
-            if type(handler).__name__ != "ABSLHandler":
-                root.removeHandler(handler)
+    for handler in list(root.handlers):
+        if type(handler).__name__ != "ABSLHandler":
+            root.removeHandler(handler)
 
 
 def coco_metrics(logs: Optional[dict]) -> dict:

@@ -11,6 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from export import tflite as export_tflite
 from mnas_tf import train
 
 SCHEDULE = ("trainer.steps_per_loop=2,trainer.summary_interval=2,"
@@ -37,6 +38,14 @@ def test_train_and_eval_round_trip(tiny_overrides, tmp_path, capsys):
     assert glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))
     # eval-only mode on the same checkpoint writes the same kind of metrics
     assert train.main(argv + ["--mode", "eval"]) == 0
+    # the trained weights export to TFLite (checkpoint restore is checked object by object)
+    capsys.readouterr()
+    out = tmp_path / "trained.tflite"
+    assert export_tflite.main(["--experiment", "mnasfpn_synthetic", "--params-override",
+                               tiny_overrides, "--checkpoint", model_dir,
+                               "--out", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["input_size"] == [128, 128] and info["max_abs_diff"] <= 1e-4
 
 
 def test_resume_after_kill_continues_from_the_checkpoint(tiny_overrides, tmp_path):

@@ -153,7 +153,7 @@ def mnasfpn_synthetic() -> cfg.ExperimentConfig:
     steps their moving statistics still hold mostly their initial values, so inference
     outputs nothing (measured: AP50 0.00 -> 0.22 on a 200-step overfit check).
     """
-    batch_size, train_steps = 16, 1500
+    batch_size, train_steps = 16, 200  # ~17 min at ~5 s/step on a 2-core CPU
     model = mnasfpn_model(num_classes=7)
     model.norm_activation.norm_momentum = 0.9
     model.head.norm_momentum = 0.9
@@ -176,14 +176,14 @@ def mnasfpn_synthetic() -> cfg.ExperimentConfig:
         trainer=cfg.TrainerConfig(
             train_steps=train_steps,
             validation_steps=-1,
-            validation_interval=500,
-            steps_per_loop=50,
-            summary_interval=50,
-            checkpoint_interval=100,
+            validation_interval=train_steps,
+            steps_per_loop=20,
+            summary_interval=20,
+            checkpoint_interval=20,
             max_to_keep=3,
             best_checkpoint_eval_metric="AP",
             optimizer_config=cosine_schedule(
-                {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 100,
+                {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 20,
                 0.0003)),
         restrictions=["task.train_data.is_training != None",
                       "task.validation_data.is_training != None"])

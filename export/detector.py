@@ -1,0 +1,98 @@
+"""Builds an experiment's detector for export: weights, calibration data, NMS variant.
+
+`--postprocess none` exports raw boxes/class logits (the paper's timing convention) from
+our functional raw-output model. `--postprocess nms` goes through Model Garden's serving
+module with `nms_version='tflite'`, which the converter turns into the
+`TFLite_Detection_PostProcess` custom op (boxes, classes, scores, count: the outputs the
+TFLite Task Library's ObjectDetector expects).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, Iterable, Optional
+
+import tensorflow as tf
+
+
+def load_params(ref: Optional[str], input_size: Optional[tuple[int, int]] = None,
+                overrides=(), need_data: bool = False):
+    """The experiment config at the export resolution; data paths are resolved (and the
+    synthetic dataset generated) only when calibration needs training images."""
+    from mnas_tf.data_paths import resolve_data_paths
+    from mnas_tf.experiment import load_experiment
+    layers = list(overrides)
+    if input_size:
+        layers.append({"task": {"model": {"input_size": [*input_size, 3]}}})
+    params = load_experiment(ref, layers)
+    return resolve_data_paths(params, progress=False) if need_data else params
+
+
+def build_model(params, checkpoint: Optional[str] = None):
+    """The detector of `params`, with weights from a checkpoint dir/prefix if given."""
+    from official.core import task_factory
+
+    from export.tflite import ExportError
+    model = task_factory.get_task(params.task).build_model()
+    if checkpoint:
+        path = tf.train.latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else checkpoint
+        if not path or not tf.io.gfile.exists(path + ".index"):
+            raise ExportError(f"no checkpoint found at {checkpoint}; pass a --model-dir of "
+                              f"`python -m mnas_tf.train` or a ckpt-N prefix")
+        status = tf.train.Checkpoint(model=model).read(path)
+        status.expect_partial().assert_existing_objects_matched()
+    return model
+
+
+def representative_images(params, count: int = 100) -> Callable[[], Iterable[list]]:
+    """Calibration images from the training data without augmentation, preprocessed the
+    way the model sees them (normalised, resized, padded), one at a time."""
+    from official.core import task_factory
+    data = params.task.train_data.replace(
+        is_training=False, global_batch_size=1, dtype="float32",
+        parser={"aug_rand_hflip": False, "aug_scale_min": 1.0, "aug_scale_max": 1.0})
+    task = task_factory.get_task(params.task)
+
+    def images():
+        for image, _ in task.build_inputs(data).take(count):
+            yield [tf.cast(image, tf.float32)]
+    return images
+
+
+TFLITE_NMS = {"task": {"model": {"detection_generator": {"nms_version": "tflite"}}}}
+
+
+def convert_with_nms(params, model, quant: str,
+                     representative: Optional[Callable] = None) -> bytes:
+    """Model Garden's TFLite serving path (TFLite_Detection_PostProcess) on our model.
+
+    `params` and `model` must be built with TFLITE_NMS applied (see `load_params`).
+    """
+    from official.vision.serving import detection
+
+    from export.tflite import ExportError
+    if params.task.model.detection_generator.nms_version != "tflite":
+        raise ExportError("convert_with_nms needs a model built with nms_version 'tflite'")
+    size = list(params.task.model.input_size[:2])
+    module = detection.DetectionModule(params, batch_size=1, input_image_size=size,
+                                       input_type="tflite", model=model)
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures=module.get_inference_signatures(
+            {"tflite": "serving_default"}))
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quant == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quant == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            # the post-processing custom op stays float: allow float fallback for it only
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.allow_custom_ops = True
+        try:
+            return converter.convert()
+        except Exception as e:  # converter errors are plain exceptions
+            raise ExportError(f"TFLite conversion failed: "
+                              f"{str(e).strip().splitlines()[-1]}") from e

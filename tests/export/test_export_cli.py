@@ -1,0 +1,57 @@
+"""`python -m export.tflite`: each quantization, NMS signature, checkpoints, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from export import tflite
+
+SMALL = ["--experiment", "mnasfpn_mobilenetv2_coco", "--input-size", "128", "128"]
+
+
+def _export(argv, capsys):
+    assert tflite.main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("quant", ["float32", "float16"])
+def test_float_exports_verify_against_keras(quant, tmp_path, capsys):
+    out = tmp_path / f"{quant}.tflite"
+    info = _export(SMALL + ["--quant", quant, "--out", str(out)], capsys)
+    assert out.stat().st_size == info["bytes"]
+    assert info["outputs"] == [[1, 3060, 4], [1, 3060, 91]]  # (256+64+16+4) * 9 anchors
+    assert info["ops"]["CONV_2D"] > 50 and "DEPTHWISE_CONV_2D" in info["ops"]
+    if quant == "float32":
+        assert info["max_abs_diff"] <= 1e-4
+    else:  # half-precision weights: about half the bytes
+        assert info["bytes"] < 0.6 * (2.46e6 * 4)
+
+
+def test_int8_export_calibrates_on_training_images_and_runs(tiny_dataset, tmp_path, capsys):
+    d = tiny_dataset
+    out = tmp_path / "int8.tflite"
+    info = _export(["--experiment", "mnasfpn_synthetic", "--input-size", "128", "128",
+                    "--params-override", f"task.train_data.input_path={d.train_records}",
+                    "--quant", "int8", "--calibration-images", "8", "--out", str(out)], capsys)
+    assert "QUANTIZE" in info["ops"] or "DEQUANTIZE" in info["ops"]
+    assert info["outputs"] == [[1, 3060, 4], [1, 3060, 7]]
+    assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights
+
+
+def test_nms_export_has_the_object_detector_signature(tmp_path, capsys):
+    out = tmp_path / "nms.tflite"
+    info = _export(SMALL + ["--postprocess", "nms", "--out", str(out)], capsys)
+    assert "TFLite_Detection_PostProcess" in info["ops"]
+    shapes = sorted(info["outputs"], key=len)  # LiteRT's output order is not fixed
+    count, classes, scores, boxes = shapes
+    assert count == [1] and classes == scores and len(classes) == 2
+    assert boxes == classes + [4]
+
+
+def test_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
+    argv = SMALL + ["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.tflite")]
+    assert tflite.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no checkpoint found at") and len(err.splitlines()) == 1
+    assert not (tmp_path / "m.tflite").exists()
