@@ -71,7 +71,7 @@ def convert_with_nms(params, model, quant: str,
     """
     from official.vision.serving import detection
 
-    from export.tflite import ExportError
+    from export.tflite import ExportError, configure_quantization
     if params.task.model.detection_generator.nms_version != "tflite":
         raise ExportError("convert_with_nms needs a model built with nms_version 'tflite'")
     size = list(params.task.model.input_size[:2])
@@ -81,15 +81,7 @@ def convert_with_nms(params, model, quant: str,
         tf.saved_model.save(module, tmp, signatures=module.get_inference_signatures(
             {"tflite": "serving_default"}))
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if quant == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quant == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            # the post-processing custom op stays float: allow float fallback for it only
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+        configure_quantization(converter, quant, representative, float_fallback=True)
         converter.allow_custom_ops = True
         try:
             return converter.convert()

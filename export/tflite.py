@@ -27,6 +27,22 @@ def convert_float(model: tf_keras.Model) -> bytes:
     return convert(model, "float32")
 
 
+def configure_quantization(converter, quant: str, representative=None,
+                           float_fallback: bool = False) -> None:
+    """float16 weights, or full-integer int8 calibrated on `representative` (float IO kept).
+
+    `float_fallback` lets ops with no int8 kernel (TFLite_Detection_PostProcess) stay float.
+    """
+    if quant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+            [tf.lite.OpsSet.TFLITE_BUILTINS] if float_fallback else [])
+
+
 def convert(model: tf_keras.Model, quant: str = "float32",
             representative: Optional[Callable[[], Iterable[list]]] = None) -> bytes:
     """TFLite flatbuffer of a functional model with a fixed input shape.
@@ -48,13 +64,7 @@ def convert(model: tf_keras.Model, quant: str = "float32",
     holder = tf.Module()
     holder.weights = list(model.weights)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
-    if quant == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    configure_quantization(converter, quant, representative)
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError and plain exceptions
