@@ -174,11 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("give --experiment NAME or --config YAML")
 
     from mnas_tf.arch import ArchitectureError
+    from mnas_tf.data import DataError
     from mnas_tf.experiment import ConfigError
-    try:
-        from mnas_tf.data import DataError
-    except ImportError:  # pragma: no cover - data layer always ships
-        DataError = ValueError  # noqa: N806
     try:
         params = load_params(args.experiment, args.config, args.params_override)
         metrics = run(params, args.model_dir, args.mode)

@@ -40,7 +40,6 @@ class ConfigurableLayer(tf_keras.layers.Layer):
 
     _OBJECT_ARGS = {
         "kernel_initializer": tf_keras.initializers,
-        "depthwise_initializer": tf_keras.initializers,
         "kernel_regularizer": tf_keras.regularizers,
     }
 
