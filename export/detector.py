@@ -9,7 +9,6 @@ TFLite Task Library's ObjectDetector expects).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from typing import Callable, Iterable, Optional
 
@@ -34,12 +33,13 @@ def build_model(params, checkpoint: Optional[str] = None):
     from official.core import task_factory
 
     from export.tflite import ExportError
+    from mnas_tf.tasks import checkpoint_path
     model = task_factory.get_task(params.task).build_model()
     if checkpoint:
-        path = tf.train.latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else checkpoint
-        if not path or not tf.io.gfile.exists(path + ".index"):
-            raise ExportError(f"no checkpoint found at {checkpoint}; pass a --model-dir of "
-                              f"`python -m mnas_tf.train` or a ckpt-N prefix")
+        try:
+            path = checkpoint_path(checkpoint)
+        except FileNotFoundError as e:
+            raise ExportError(str(e)) from e
         status = tf.train.Checkpoint(model=model).read(path)
         status.expect_partial().assert_existing_objects_matched()
     return model
@@ -88,3 +88,36 @@ def convert_with_nms(params, model, quant: str,
         except Exception as e:  # converter errors are plain exceptions
             raise ExportError(f"TFLite conversion failed: "
                               f"{str(e).strip().splitlines()[-1]}") from e
+
+
+def quantization_aware_params(params, float_checkpoint: Optional[str], steps: int,
+                              learning_rate: float):
+    """`params` turned into a quantization-aware fine-tuning run of `steps` steps at a
+    constant learning rate, starting from the float weights in `float_checkpoint`."""
+    loop = next(n for n in (20, 10, 5, 1) if steps % n == 0)
+    return params.replace(
+        task={"quantization": {"pretrained_original_checkpoint": float_checkpoint}},
+        trainer={"train_steps": steps, "steps_per_loop": loop, "summary_interval": loop,
+                 "checkpoint_interval": loop, "validation_interval": steps,
+                 "optimizer_config": {
+                     "learning_rate": {"type": "constant",
+                                       "constant": {"learning_rate": learning_rate}},
+                     "warmup": {"type": None}}})
+
+
+def quantization_aware_finetune(params, float_checkpoint: Optional[str], model_dir: str,
+                                steps: int, learning_rate: float):
+    """Fine-tunes the quantization-aware detector with Model Garden's trainer in
+    `model_dir` (resumable: a finished run is not repeated) and returns it, trained."""
+    from mnas_tf import train
+    from export.tflite import ExportError
+    if steps <= 0:
+        raise ExportError(f"--qat-steps must be positive, got {steps}")
+    if float_checkpoint is None:
+        print("warning: --quant qat without --checkpoint fine-tunes randomly initialised "
+              "weights", flush=True)
+    qat = quantization_aware_params(params, float_checkpoint, steps, learning_rate)
+    train.run(qat, model_dir, mode="train")
+    # the trained QAT weights replace the float ones: do not read the float checkpoint again
+    qat = qat.replace(task={"quantization": {"pretrained_original_checkpoint": None}})
+    return qat, build_model(qat, model_dir)

@@ -19,7 +19,7 @@ class ExportError(RuntimeError):
     """A model that did not convert or whose TFLite outputs differ from Keras."""
 
 
-QUANT_MODES = ("float32", "float16", "int8")
+QUANT_MODES = ("float32", "float16", "int8", "qat")
 
 
 def convert_float(model: tf_keras.Model) -> bytes:
@@ -36,6 +36,10 @@ def configure_quantization(converter, quant: str, representative=None,
     if quant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+    elif quant == "qat":
+        # Ranges come from the model's fake-quant ops; calibrating again would override them
+        # and the int8 graph would no longer compute what quantization-aware training saw.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -79,6 +83,16 @@ def op_counts(flatbuffer: bytes) -> dict[str, int]:
     for op in interpreter._get_ops_details():  # pylint: disable=protected-access
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def float_convs(flatbuffer: bytes) -> int:
+    """How many conv/depthwise-conv ops still compute in float (0 for a full-int8 model)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=flatbuffer)
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    return sum(1 for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+               if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+               and dtypes[op["inputs"][0]] == np.float32)
 
 
 def run_tflite(flatbuffer: bytes, image: np.ndarray, num_threads: int = 1
@@ -127,7 +141,9 @@ def export_verified_float(model: tf_keras.Model, path: str, tolerance: float = 1
 
 def verify(flatbuffer: bytes, quant: str, raw_model: Optional[tf_keras.Model],
            nms: bool, seed: int = 0) -> dict:
-    """LiteRT loads and runs the model; float32 raw outputs must equal Keras (<= 1e-4)."""
+    """LiteRT loads and runs the model; float32 raw outputs must equal Keras (<= 1e-4);
+    int8 and QAT models must run every conv in int8. For QAT, the raw outputs' difference
+    from the quantization-aware Keras model is reported."""
     from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
@@ -135,6 +151,12 @@ def verify(flatbuffer: bytes, quant: str, raw_model: Optional[tf_keras.Model],
     image = np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
     outputs = run_tflite(flatbuffer, image)
     report = {"outputs": [list(o.shape) for o in outputs]}
+    if quant in ("int8", "qat"):
+        left = float_convs(flatbuffer)
+        if left:
+            raise ExportError(f"{left} conv ops stayed float in the {quant} model; a layer "
+                              f"without quantization ranges (see the op counts) blocks "
+                              f"full-integer conversion")
     if nms:
         if len(outputs) != 4:
             raise ExportError(f"expected 4 NMS outputs (boxes, classes, scores, count), got "
@@ -162,6 +184,11 @@ def main(argv=None) -> int:
     parser.add_argument("--postprocess", choices=("none", "nms"), default="none")
     parser.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
     parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--qat-steps", type=int, default=100,
+                        help="quantization-aware fine-tuning steps (--quant qat)")
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--qat-dir", help="model dir of the QAT fine-tuning (resumable); "
+                        "default: OUT without .tflite, plus _qat")
     parser.add_argument("--params-override", action="append", default=[],
                         help="'a.b=1,c.d=x' or a YAML mapping (repeatable), as in mnas_tf.train")
     args = parser.parse_args(argv)
@@ -179,9 +206,14 @@ def main(argv=None) -> int:
         overrides = [parse_override(o) for o in args.params_override]
         params = detector.load_params(args.experiment or args.config, args.input_size,
                                       overrides + ([detector.TFLITE_NMS] if nms else []),
-                                      need_data=args.quant == "int8")
+                                      need_data=args.quant in ("int8", "qat"))
         size = tuple(params.task.model.input_size[:2])
-        model = detector.build_model(params, args.checkpoint)
+        if args.quant == "qat":
+            qat_dir = args.qat_dir or os.path.splitext(args.out)[0] + "_qat"
+            params, model = detector.quantization_aware_finetune(
+                params, args.checkpoint, qat_dir, args.qat_steps, args.qat_learning_rate)
+        else:
+            model = detector.build_model(params, args.checkpoint)
         representative = (detector.representative_images(params, args.calibration_images)
                           if args.quant == "int8" else None)
         raw = None
@@ -191,7 +223,7 @@ def main(argv=None) -> int:
             raw = build_raw_detector(model, size)
             flatbuffer = convert(raw, args.quant, representative)
         report = verify(flatbuffer, args.quant, raw, nms)
-    except (ExportError, ConfigError, ArchitectureError, ValueError) as e:
+    except (ExportError, ConfigError, ArchitectureError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import tensorflow as tf
 import tf_keras
 from official.core import task_factory
 from official.vision.tasks import retinanet
@@ -10,15 +13,36 @@ from mnas_tf.configs import retinanet as configs
 from mnas_tf.modeling.factory import build_detector
 
 
+def checkpoint_path(location: str) -> str:
+    """A ckpt-N prefix from a model dir or a prefix; FileNotFoundError names the fix."""
+    path = tf.train.latest_checkpoint(location) if os.path.isdir(location) else location
+    if not path or not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"no checkpoint found at {location}; pass a --model-dir of "
+                                f"`python -m mnas_tf.train` or a ckpt-N prefix")
+    return path
+
+
 @task_factory.register_task_cls(configs.RetinaNetTask)
 class DetectionTask(retinanet.RetinaNetTask):
-    """Model Garden's RetinaNet task (data, losses, COCO eval), building our detectors."""
+    """Model Garden's RetinaNet task (data, losses, COCO eval), building our detectors.
+
+    With `task.quantization` set, the model is the quantization-aware version of the float
+    detector, whose weights come from `quantization.pretrained_original_checkpoint`.
+    """
 
     def build_model(self) -> tf_keras.Model:
         input_specs = tf_keras.layers.InputSpec(shape=[None] + self.task_config.model.input_size)
         l2 = self.task_config.losses.l2_weight_decay
         regularizer = tf_keras.regularizers.l2(l2 / 2.0) if l2 else None
         model = build_detector(input_specs, self.task_config.model, regularizer)
+        quantization = self.task_config.quantization
+        if quantization is not None:
+            from mnas_tf.modeling.quantize import quantize_detector
+            if quantization.pretrained_original_checkpoint:
+                path = checkpoint_path(quantization.pretrained_original_checkpoint)
+                tf.train.Checkpoint(model=model).read(path).expect_partial() \
+                    .assert_existing_objects_matched()
+            model = quantize_detector(model)
         if self.task_config.freeze_backbone:
             model.backbone.trainable = False
         return model

@@ -14,6 +14,7 @@ from typing import Optional
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams, optimization
+from official.projects.qat.vision.configs import common as qat_common
 from official.vision.configs import backbones, common, decoders, retinanet
 
 COCO_INPUT_PATH_BASE = "coco"
@@ -62,6 +63,9 @@ class RetinaNet(retinanet.RetinaNet):
 @dataclasses.dataclass
 class RetinaNetTask(retinanet.RetinaNetTask):
     model: RetinaNet = dataclasses.field(default_factory=RetinaNet)
+    # Set to fine-tune quantization-aware (Model Garden's QAT config: only
+    # `pretrained_original_checkpoint`, the float weights to start from, is read).
+    quantization: Optional[qat_common.Quantization] = None
 
 
 def mnasfpn_model(architecture: str = "mnasfpn", model_id: str = "MobileNetV2",

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 import tf_keras
 
+from mnas_tf.modeling.kit import kit_for
 from mnas_tf.modeling.layers import ConfigurableLayer, batch_norm, fresh
 
 
@@ -31,7 +32,7 @@ class WeightSharedSeparableHead(ConfigurableLayer):
                  kernel_size: int = 3, activation: str = "relu6", norm_momentum: float = 0.997,
                  norm_epsilon: float = 0.001, use_sync_bn: bool = False,
                  kernel_initializer: Any = None, kernel_regularizer: Any = None,
-                 prior_probability: float = 0.01, **kwargs):
+                 prior_probability: float = 0.01, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         if kernel_initializer is None:
             kernel_initializer = tf_keras.initializers.RandomNormal(stddev=0.01)
@@ -40,12 +41,15 @@ class WeightSharedSeparableHead(ConfigurableLayer):
                      num_filters=num_filters, kernel_size=kernel_size, activation=activation,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                      use_sync_bn=use_sync_bn, kernel_initializer=kernel_initializer,
-                     kernel_regularizer=kernel_regularizer, prior_probability=prior_probability)
+                     kernel_regularizer=kernel_regularizer, prior_probability=prior_probability,
+                     quantized=quantized)
         cfg = self._config_dict
+        kit = kit_for(quantized)
 
         def separable(filters, name, bias=None):
-            return tf_keras.layers.SeparableConv2D(
-                filters, kernel_size, padding="same", use_bias=bias is not None,
+            return kit.separable(
+                filters=filters, kernel_size=kernel_size, padding="same",
+                use_bias=bias is not None, quantize_output=bias is not None,
                 bias_initializer=bias or "zeros",
                 depthwise_initializer=fresh(cfg["kernel_initializer"]),
                 pointwise_initializer=fresh(cfg["kernel_initializer"]),
@@ -56,9 +60,12 @@ class WeightSharedSeparableHead(ConfigurableLayer):
         self._tower = [separable(num_filters, f"tower_conv_{i}") for i in range(num_convs)]
         self._tower_bn = {
             level: [batch_norm(f"tower_bn_{i}_level_{level}", norm_momentum, norm_epsilon,
-                               use_sync_bn) for i in range(num_convs)]
+                               use_sync_bn, kit) for i in range(num_convs)]
             for level in self._levels}
         self._activation = tf_keras.activations.get(activation)
+        # the activation is fused into the conv; its output is the int8 tensor
+        self._q_tower = {level: [kit.quantize(f"tower_{i}_level_{level}_quant")
+                                 for i in range(num_convs)] for level in self._levels}
         prior_bias = -math.log((1 - prior_probability) / prior_probability)
         self._boxes = separable(4 * num_anchors_per_location, "box_predictor",
                                 bias=tf_keras.initializers.Zeros())
@@ -69,8 +76,9 @@ class WeightSharedSeparableHead(ConfigurableLayer):
         scores, boxes = {}, {}
         for level in self._levels:
             x = features[level]
-            for conv, bn in zip(self._tower, self._tower_bn[level]):
-                x = self._activation(bn(conv(x), training=training))
+            for conv, bn, quant in zip(self._tower, self._tower_bn[level],
+                                       self._q_tower[level]):
+                x = quant(self._activation(bn(conv(x), training=training)))
             scores[level] = self._classes(x)
             boxes[level] = self._boxes(x)
         return scores, boxes, {}

@@ -11,6 +11,8 @@ from typing import Any, Mapping, Sequence
 import tensorflow as tf
 import tf_keras
 
+from mnas_tf.modeling.kit import FloatKit, kit_for
+
 # The reference extractor's hard-coded hyper-parameters (reference §1.7).
 SEPARABLE_INIT_STDDEV = 0.536  # He-normal for a 3x3 depthwise, sqrt(2/9)/0.88.
 
@@ -72,9 +74,10 @@ class ConfigDictModel:
         return cls(**config)
 
 
-def batch_norm(name: str, momentum: float, epsilon: float, synchronized: bool):
-    return tf_keras.layers.BatchNormalization(
-        momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name)
+def batch_norm(name: str, momentum: float, epsilon: float, synchronized: bool,
+               kit: FloatKit = FloatKit(), quantize_output: bool = False):
+    return kit.batch_norm(momentum=momentum, epsilon=epsilon, synchronized=synchronized,
+                          name=name, quantize_output=quantize_output)
 
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
@@ -89,20 +92,23 @@ class SDOResample(ConfigurableLayer):
     def __init__(self, input_level: int, output_level: int, filters: int,
                  norm_momentum: float = 0.99, norm_epsilon: float = 0.01,
                  use_sync_bn: bool = False, kernel_initializer: Any = "he_normal",
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(input_level=input_level, output_level=output_level, filters=filters,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                      use_sync_bn=use_sync_bn, kernel_initializer=kernel_initializer,
-                     kernel_regularizer=kernel_regularizer)
+                     kernel_regularizer=kernel_regularizer, quantized=quantized)
         cfg = self._config_dict
+        kit = kit_for(quantized)
         step = output_level - input_level
         self._pool = (tf_keras.layers.MaxPool2D(3, strides=2 ** step, padding="same",
                                                 name="pool") if step > 0 else None)
-        self._conv = tf_keras.layers.Conv2D(
-            filters, 1, use_bias=False, kernel_initializer=fresh(cfg["kernel_initializer"]),
+        self._conv = kit.conv2d(
+            filters=filters, kernel_size=1, use_bias=False,
+            kernel_initializer=fresh(cfg["kernel_initializer"]),
             kernel_regularizer=cfg["kernel_regularizer"], name="conv1x1")
-        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn)
+        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn, kit,
+                              quantize_output=True)
         self._upsample = (tf_keras.layers.UpSampling2D(2 ** -step, interpolation="nearest",
                                                        name="upsample")
                           if step < 0 else None)
@@ -126,25 +132,33 @@ class SqueezeExciteMerge(ConfigurableLayer):
     """
 
     def __init__(self, filters: int, reduction: int = 4, kernel_initializer: Any = "he_normal",
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(filters=filters, reduction=reduction,
-                     kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer)
+                     kernel_initializer=kernel_initializer, kernel_regularizer=kernel_regularizer,
+                     quantized=quantized)
         cfg = self._config_dict
+        kit = kit_for(quantized)
         squeezed = max(8, filters // reduction)
-        self._reduce = tf_keras.layers.Conv2D(
-            squeezed, 1, activation="relu", kernel_initializer=fresh(cfg["kernel_initializer"]),
+        self._reduce = kit.conv2d(
+            filters=squeezed, kernel_size=1, activation="relu",
+            kernel_initializer=fresh(cfg["kernel_initializer"]),
             kernel_regularizer=cfg["kernel_regularizer"], name="se_reduce")
-        self._expand = tf_keras.layers.Conv2D(
-            filters, 1, activation="sigmoid", kernel_initializer=fresh(cfg["kernel_initializer"]),
+        self._expand = kit.conv2d(
+            filters=filters, kernel_size=1, activation="sigmoid",
+            kernel_initializer=fresh(cfg["kernel_initializer"]),
             kernel_regularizer=cfg["kernel_regularizer"], name="se_expand")
+        self._q_squeeze = kit.quantize("squeeze_quant")
+        self._q_gated = kit.quantize("gated_quant")
 
     def call(self, inputs: Sequence[tf.Tensor]):
+        """The final add is left unquantized: the block applies ReLU6 (fused) next."""
         if len(inputs) != 2:
             raise ValueError(f"SqueezeExciteMerge takes exactly 2 inputs, got {len(inputs)}")
         a, b = inputs
-        gate = self._expand(self._reduce(tf.reduce_mean(a, axis=[1, 2], keepdims=True)))
-        return a + b * gate
+        squeezed = self._q_squeeze(tf.reduce_mean(a, axis=[1, 2], keepdims=True))
+        gate = self._expand(self._reduce(squeezed))
+        return a + self._q_gated(b * gate)
 
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
@@ -158,30 +172,38 @@ class MnasFPNBlock(ConfigurableLayer):
     def __init__(self, input_levels: Sequence[int], level: int, expansion: int, channels: int,
                  merge: str = "sum", kernel: int = 3, norm_momentum: float = 0.99,
                  norm_epsilon: float = 0.01, use_sync_bn: bool = False,
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(input_levels=[int(v) for v in input_levels], level=level,
                      expansion=expansion, channels=channels, merge=merge, kernel=kernel,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                     use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer)
+                     use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer,
+                     quantized=quantized)
         regularizer = self._config_dict["kernel_regularizer"]
+        kit = kit_for(quantized)
         bn_args = dict(norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                       use_sync_bn=use_sync_bn)
+                       use_sync_bn=use_sync_bn, quantized=quantized)
         self._resamplers = [
             SDOResample(lvl, level, expansion, kernel_regularizer=regularizer,
                         name=f"input_{i}", **bn_args)
             for i, lvl in enumerate(self._config_dict["input_levels"])]
         if merge == "se":
-            self._se = SqueezeExciteMerge(expansion, kernel_regularizer=regularizer, name="se")
+            self._se = SqueezeExciteMerge(expansion, kernel_regularizer=regularizer,
+                                          quantized=quantized, name="se")
         elif merge != "sum":
             raise ValueError(f"merge must be 'sum' or 'se', got {merge!r}")
-        self._conv = tf_keras.layers.SeparableConv2D(
-            channels, kernel, padding="same", use_bias=False,
+        # partial sums of 3+ inputs are int8 tensors; the last sum has ReLU6 fused into it
+        self._q_partial = [kit.quantize(f"sum_{i}_quant")
+                           for i in range(len(self._resamplers) - 2)]
+        self._q_merged = kit.quantize("merged_quant")
+        self._conv = kit.separable(
+            filters=channels, kernel_size=kernel, padding="same", use_bias=False,
             depthwise_initializer=separable_initializer(),
             pointwise_initializer=separable_initializer(),
             depthwise_regularizer=regularizer, pointwise_regularizer=regularizer,
             name="separable_conv")
-        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn)
+        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn, kit,
+                              quantize_output=True)
 
     def call(self, inputs: Sequence[tf.Tensor], training=None):
         if len(inputs) != len(self._resamplers):
@@ -191,6 +213,9 @@ class MnasFPNBlock(ConfigurableLayer):
             merged = self._se(features)
         else:
             merged = features[0]
-            for f in features[1:]:  # pairwise adds: TFLite has no good AddN kernel
+            for i, f in enumerate(features[1:]):  # pairwise adds: TFLite has no good AddN
                 merged = merged + f
-        return self._bn(self._conv(tf.nn.relu6(merged)), training=training)
+                if i < len(self._q_partial):
+                    merged = self._q_partial[i](merged)
+        merged = self._q_merged(tf.nn.relu6(merged))
+        return self._bn(self._conv(merged), training=training)

@@ -13,6 +13,7 @@ import tf_keras
 from official.vision.modeling.decoders import factory as decoder_factory
 
 from mnas_tf.arch import MnasFPNSpec, load_architecture
+from mnas_tf.modeling.kit import kit_for
 from mnas_tf.modeling.layers import (ConfigDictModel, ConfigurableLayer, MnasFPNBlock,
                                      SDOResample)
 
@@ -35,13 +36,13 @@ class MnasFPNCell(ConfigurableLayer):
 
     def __init__(self, architecture: Any, norm_momentum: float = 0.99,
                  norm_epsilon: float = 0.01, use_sync_bn: bool = False,
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         spec = as_spec(architecture)
         self._spec = spec
         self._record(architecture=spec.to_dict(), norm_momentum=norm_momentum,
                      norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
-                     kernel_regularizer=kernel_regularizer)
+                     kernel_regularizer=kernel_regularizer, quantized=quantized)
         self._used = spec.used_blocks()
         # string keys: checkpoints and SavedModels cannot track int-keyed dicts
         self._blocks = {
@@ -51,8 +52,12 @@ class MnasFPNCell(ConfigurableLayer):
                 channels=spec.channels, merge=spec.blocks[i].merge,
                 kernel=spec.blocks[i].kernel, norm_momentum=norm_momentum,
                 norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
-                kernel_regularizer=self._config_dict["kernel_regularizer"], name=f"block_{i}")
+                kernel_regularizer=self._config_dict["kernel_regularizer"], quantized=quantized,
+                name=f"block_{i}")
             for i in self._used}
+        kit = kit_for(quantized)
+        self._q_residual = {str(level): kit.quantize(f"residual_{level}_quant")
+                            for level in spec.levels}
 
     @property
     def spec(self) -> MnasFPNSpec:
@@ -81,7 +86,7 @@ class MnasFPNCell(ConfigurableLayer):
             out = nodes[node]
             residual = inputs[level - spec.min_level]
             if residual.shape[1:].as_list() == out.shape[1:].as_list():
-                out = out + residual
+                out = self._q_residual[str(level)](out + residual)
             outputs.append(out)
         return outputs
 
@@ -96,7 +101,8 @@ class MnasFPN(ConfigDictModel, tf_keras.Model):
 
     def __init__(self, input_specs: Mapping[str, Any], architecture: Any = "mnasfpn",
                  use_sync_bn: bool = False, norm_momentum: float = 0.99,
-                 norm_epsilon: float = 0.01, kernel_regularizer: Any = None, **kwargs):
+                 norm_epsilon: float = 0.01, kernel_regularizer: Any = None,
+                 quantized: bool = False, **kwargs):
         spec = as_spec(architecture)
         kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
         input_specs = {str(k): tf.TensorShape(v) for k, v in input_specs.items()}
@@ -105,7 +111,8 @@ class MnasFPN(ConfigDictModel, tf_keras.Model):
             architecture=spec.to_dict(), use_sync_bn=use_sync_bn,
             norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
             kernel_regularizer=(tf_keras.regularizers.serialize(kernel_regularizer)
-                                if kernel_regularizer is not None else None))
+                                if kernel_regularizer is not None else None),
+            quantized=quantized)
         available = sorted(int(k) for k in input_specs if k.isdigit())
         if spec.min_level not in available:
             raise ValueError(f"MnasFPN needs backbone level {spec.min_level}; the backbone "
@@ -116,7 +123,7 @@ class MnasFPN(ConfigDictModel, tf_keras.Model):
             raise ValueError(f"MnasFPN needs backbone levels {spec.min_level}..{top}; "
                              f"missing {missing}")
         bn_args = dict(norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                       use_sync_bn=use_sync_bn)
+                       use_sync_bn=use_sync_bn, quantized=quantized)
         inputs = {k: tf_keras.Input(shape=v[1:], name=f"level_{k}")
                   for k, v in input_specs.items() if int(k) in range(spec.min_level, top + 1)}
         feats = [inputs[str(l)] for l in range(spec.min_level, top + 1)]

@@ -39,7 +39,9 @@ def test_int8_export_calibrates_on_training_images_and_runs(tiny_dataset, tmp_pa
     assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights
 
 
-def test_nms_export_has_the_object_detector_signature(tmp_path, capsys):
+def test_nms_export_has_the_object_detector_signature_and_scores(tiny_dataset, tmp_path,
+                                                                capsys):
+    d = tiny_dataset
     out = tmp_path / "nms.tflite"
     info = _export(SMALL + ["--postprocess", "nms", "--out", str(out)], capsys)
     assert "TFLite_Detection_PostProcess" in info["ops"]
@@ -47,6 +49,16 @@ def test_nms_export_has_the_object_detector_signature(tmp_path, capsys):
     count, classes, scores, boxes = shapes
     assert count == [1] and classes == scores and len(classes) == 2
     assert boxes == classes + [4]
+    # the shipped model is scored by Model Garden's COCO evaluator on a val split
+    from export.detector import TFLITE_NMS, load_params
+    from export.evaluate import evaluate_tflite
+    params = load_params("mnasfpn_mobilenetv2_coco", (128, 128), [TFLITE_NMS, {"task": {
+        "validation_data": {"input_path": d.val_records}, "annotation_file": d.val_annotations,
+        "model": {"detection_generator": {"tflite_post_processing": {
+            "nms_score_threshold": 0.001}}}}}])
+    metrics = evaluate_tflite(out.read_bytes(), params, max_images=4, progress=False)
+    assert set(metrics) >= {"AP", "AP50", "APs"}
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("AP", "AP50"))
 
 
 def test_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
@@ -55,3 +67,27 @@ def test_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no checkpoint found at") and len(err.splitlines()) == 1
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_qat_finetunes_then_exports_full_int8(tiny_dataset, tmp_path, capsys):
+    """QAT from a float checkpoint: fine-tune with Model Garden's trainer, convert, and
+    every conv of the TFLite model runs in int8."""
+    import tensorflow as tf
+    from official.core import task_factory
+
+    from export.detector import load_params
+    d = tiny_dataset
+    data = (f"task.train_data.input_path={d.train_records},"
+            f"task.train_data.global_batch_size=2")
+    params = load_params("mnasfpn_synthetic", (128, 128))
+    float_dir = tmp_path / "float"
+    tf.train.Checkpoint(model=task_factory.get_task(params.task).build_model()).save(
+        str(float_dir / "ckpt"))
+    out = tmp_path / "qat.tflite"
+    info = _export(["--experiment", "mnasfpn_synthetic", "--input-size", "128", "128",
+                    "--params-override", data, "--checkpoint", str(float_dir),
+                    "--quant", "qat", "--qat-steps", "1", "--out", str(out)], capsys)
+    assert (tmp_path / "qat_qat" / "ckpt-1.index").exists()  # the resumable fine-tuning
+    assert info["outputs"] == [[1, 3060, 4], [1, 3060, 7]]
+    assert tflite.float_convs(out.read_bytes()) == 0
+    assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights

@@ -1,0 +1,267 @@
+"""`python -m latency.lut`: build, use and check the connectivity-based latency table.
+
+    python -m latency.lut build --backend host [--space mnasfpn] [--experiment E]
+    python -m latency.lut predict ARCH.json [--json]
+    python -m latency.lut fidelity --n 50 --seed S [--json]
+
+`build` measures every op the space can produce (single-op models, batched conversion),
+the backbone as one subgraph, the per-invoke overhead, and a constant fitted on a few
+calibration architectures measured end to end; it resumes where it stopped. `fidelity`
+measures N held-out random architectures end to end and compares with the predictions.
+Tables live in ~/.cache/mnas_tf/latency (or $MNAS_TF_LATENCY_DIR), one per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from latency.errors import LatencyError
+from latency.graph import OpKey
+from latency.ops import DetectorShape, space_op_keys
+from latency.table import LatencyPredictor, LatencyTable
+
+DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
+CALIBRATION_SEED = 1_000_003  # calibration architectures never overlap a fidelity seed's
+BATCH = 64
+
+
+def load_shape(experiment: str, input_size: Optional[Sequence[int]]):
+    """(params, DetectorShape) of an experiment at an optional input size."""
+    from mnas_tf.experiment import load_experiment
+    layers = [{"task": {"model": {"input_size": [*input_size, 3]}}}] if input_size else []
+    params = load_experiment(experiment, layers)
+    return params, DetectorShape.from_params(params)
+
+
+def _measure_bytes(backend, flatbuffer: bytes, threads: int, warmup: int, runs: int):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(flatbuffer)
+        return backend.measure(path, threads=threads, warmup=warmup, runs=runs)
+
+
+def measure_ops(table: LatencyTable, keys: Sequence[OpKey], backend, threads: int,
+                warmup: int = 10, runs: int = 50, progress: bool = True) -> int:
+    """Measures the keys the table lacks, committing each batch (resumable)."""
+    from tqdm import tqdm
+
+    from latency.microbench import single_op_models
+    todo = table.missing(keys)
+    with tqdm(total=len(todo), desc="measuring ops", unit="op", disable=not progress) as bar:
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start:start + BATCH]
+            rows = []
+            for key, model in zip(batch, single_op_models(batch)):
+                r = _measure_bytes(backend, model, threads, warmup, runs)
+                rows.append((str(key), r.median_ms * 1e3, r.mean_ms * 1e3,
+                             (r.std_ms or 0.0) * 1e3, r.runs))
+                bar.update()
+            table.put(rows)
+    return len(todo)
+
+
+def _trivial_model() -> bytes:
+    from latency.microbench import single_op_models
+    key = OpKey("ADD", ((1, 1, 1, 1), (1, 1, 1, 1)), (1, 1, 1, 1))
+    return single_op_models([key])[0]
+
+
+def detector_flatbuffer(params, spec=None, backbone_only: bool = False) -> bytes:
+    """Float TFLite of the experiment's raw detector (or its backbone) with `spec` as head."""
+    import tf_keras
+    from official.core import task_factory
+
+    from export.tflite import convert
+    from mnas_tf.modeling.factory import build_raw_detector
+    if spec is not None:
+        params = params.replace(task={"model": {"decoder": {"mnasfpn": {
+            "architecture": spec.to_json()}}}})
+    model = task_factory.get_task(params.task).build_model()
+    size = tuple(params.task.model.input_size[:2])
+    if backbone_only:
+        image = tf_keras.Input((*size, 3), batch_size=1)
+        return convert(tf_keras.Model(image, model.backbone(image)))
+    return convert(build_raw_detector(model, size))
+
+
+def architecture_key(spec, shape: DetectorShape) -> str:
+    text = json.dumps({"spec": spec.to_dict(), "shape": repr(shape)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def measure_architecture(table, params, shape, spec, backend, threads, warmup=10, runs=50):
+    """End-to-end median latency (ms) of `spec`, cached in the table's database."""
+    key = architecture_key(spec, shape)
+    cached = table.model_latency(key)
+    if cached is None:
+        flatbuffer = detector_flatbuffer(params, spec)
+        cached = _measure_bytes(backend, flatbuffer, threads, warmup, runs).median_ms
+        table.put_model_latency(key, cached)
+    return cached
+
+
+def sample_architectures(n: int, seed: int, space=None) -> list:
+    from search.space import MnasFPNSpace
+    space = space or MnasFPNSpace()
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def build(table, params, shape, backend, threads: int, calibration: int = 3,
+          progress: bool = True) -> dict:
+    """Fills the table for the MnasFPN space at `shape` and calibrates its constant."""
+    from search.space import MnasFPNSpace
+    start = time.perf_counter()
+    if table.meta("invoke_overhead_us") is None:
+        r = _measure_bytes(backend, _trivial_model(), threads, 10, 200)
+        table.set_meta("invoke_overhead_us", r.median_ms * 1e3)
+    backbone = shape.backbone_key()
+    if backbone not in table:
+        r = _measure_bytes(backend, detector_flatbuffer(params, backbone_only=True), threads,
+                           10, 50)
+        table.put([(str(backbone), r.median_ms * 1e3, r.mean_ms * 1e3,
+                    (r.std_ms or 0.0) * 1e3, r.runs)])
+    keys = space_op_keys(MnasFPNSpace(), shape)
+    measured = measure_ops(table, keys, backend, threads, progress=progress)
+    calibrate(table, params, shape, backend, threads, calibration, progress)
+    return {"table": table.path, "entries": len(table), "space_keys": len(keys),
+            "measured_now": measured, "invoke_overhead_us": table.invoke_overhead_us,
+            "constant_us": table.constant_us, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def calibrate(table, params, shape, backend, threads, count: int, progress: bool = True):
+    """The constant: median of (measured - summed entries) over `count` architectures."""
+    from tqdm import tqdm
+    table.set_meta("constant_us", 0.0)
+    predictor = LatencyPredictor(table, shape)
+    residuals = []
+    for spec in tqdm(sample_architectures(count, CALIBRATION_SEED), desc="calibrating",
+                     unit="model", disable=not progress):
+        measured = measure_architecture(table, params, shape, spec, backend, threads)
+        residuals.append(measured - predictor.predict(spec).total_ms)
+    table.set_meta("constant_us", float(np.median(residuals)) * 1e3 if residuals else 0.0)
+
+
+def fidelity_metrics(measured: Sequence[float], predicted: Sequence[float]) -> dict:
+    """R^2 against the identity line, MAPE, share within +-10%, Kendall tau."""
+    from scipy.stats import kendalltau
+    y, p = np.asarray(measured, float), np.asarray(predicted, float)
+    ss_res = float(((y - p) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    rel = np.abs(p - y) / y
+    return {"n": int(len(y)), "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+            "mape": float(rel.mean() * 100), "within_10pct": float((rel <= 0.10).mean() * 100),
+            "kendall_tau": float(kendalltau(y, p)[0]) if len(y) > 1 else float("nan"),
+            "measured_ms": [round(v, 3) for v in y], "predicted_ms": [round(v, 3) for v in p]}
+
+
+def fidelity(table, params, shape, backend, threads, n: int, seed: int,
+             progress: bool = True) -> dict:
+    from tqdm import tqdm
+    predictor = LatencyPredictor(table, shape)
+    measured, predicted = [], []
+    for spec in tqdm(sample_architectures(n, seed), desc="measuring held-out models",
+                     unit="model", disable=not progress):
+        predicted.append(predictor.predict(spec).total_ms)
+        measured.append(measure_architecture(table, params, shape, spec, backend, threads))
+    return fidelity_metrics(measured, predicted)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m latency.lut", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", choices=("host", "android"), default="host")
+    common.add_argument("--serial")
+    common.add_argument("--benchmark-binary", metavar="PATH")
+    common.add_argument("--remote-binary", metavar="PATH")
+    common.add_argument("--cpu-mask", metavar="HEX")
+    common.add_argument("--timeout", type=float, default=600.0)
+    common.add_argument("--threads", type=int, default=1)
+    common.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                        help="fixes backbone, classes and anchors (default %(default)s)")
+    common.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
+    common.add_argument("--table-dir", help=f"default {table_dir_default()}")
+    common.add_argument("--json", action="store_true")
+    b = sub.add_parser("build", parents=[common], help="measure the table for a space")
+    b.add_argument("--space", choices=("mnasfpn",), default="mnasfpn")
+    b.add_argument("--calibration", type=int, default=3,
+                   help="architectures measured end to end to fit the constant")
+    p = sub.add_parser("predict", parents=[common], help="predict one architecture")
+    p.add_argument("architecture", help="spec JSON file, shipped name or inline JSON")
+    p.add_argument("--missing", choices=("error", "estimate"), default="error")
+    f = sub.add_parser("fidelity", parents=[common], help="predicted vs measured")
+    f.add_argument("--n", type=int, default=50)
+    f.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def table_dir_default() -> str:
+    from latency.table import table_dir
+    return table_dir()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    from mnas_tf.arch import ArchitectureError, load_architecture
+    from mnas_tf.experiment import ConfigError
+    from latency.benchmark import _backend_kwargs
+    from latency.measure import get_backend
+    try:
+        if args.threads < 1:
+            raise LatencyError("--threads must be >= 1")
+        params, shape = load_shape(args.experiment, args.input_size)
+        args.op_profiling = False
+        backend = get_backend(args.backend, **_backend_kwargs(args))
+        table = LatencyTable.for_device(backend.fingerprint(args.threads), args.table_dir)
+        if args.command == "build":
+            result = build(table, params, shape, backend, args.threads, args.calibration,
+                           progress=not args.json)
+        elif args.command == "predict":
+            spec = load_architecture(args.architecture)
+            start = time.perf_counter()
+            prediction = LatencyPredictor(table, shape, args.missing).predict(spec)
+            result = {**prediction.to_dict(), "table": table.path,
+                      "predict_ms": (time.perf_counter() - start) * 1e3}
+        else:
+            if args.n < 2:
+                raise LatencyError("--n must be at least 2 to compute R^2 and Kendall tau")
+            result = fidelity(table, params, shape, backend, args.threads, args.n, args.seed,
+                              progress=not args.json)
+    except (LatencyError, ArchitectureError, ConfigError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_human(args.command, result)
+    return 0
+
+
+def _print_human(command: str, result: dict) -> None:
+    if command == "predict":
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in result["parts_ms"].items())
+        print(f"predicted latency {result['total_ms']:.2f} ms ({parts} ms)")
+        if result["estimated_ops"]:
+            print(f"warning: {result['estimated_ops']} op(s) had no entry and were estimated")
+    elif command == "fidelity":
+        print(f"n={result['n']}  R^2 {result['r2']:.4f}  MAPE {result['mape']:.2f}%  "
+              f"within +-10% {result['within_10pct']:.1f}%  Kendall tau "
+              f"{result['kendall_tau']:.3f}")
+    else:
+        print("\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The latency look-up table (storage) and the predictor that prices architectures from it.
+
+A table maps op keys (`latency.graph.OpKey`: what the runtime executes after the
+converter's fusions) to their measured median latency on one device fingerprint
+(CPU or phone, threads, delegate, runtime), in one SQLite file per fingerprint. A
+prediction walks the architecture's *connectivity* (`latency.ops.head_units`: used
+blocks only, shared pools once, residual adds only where they fire), sums the entries of
+every op, removes the per-invoke overhead that each single-op measurement carries, and
+adds one calibrated constant for the whole model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Iterable, Optional, Sequence
+
+from latency.errors import LatencyError
+from latency.graph import OpKey, parse_key
+from latency.ops import DetectorShape, head_units, level_sizes, predictor_ops, unit_ops
+
+# What makes two measurements comparable (host and android fingerprints); volatile fields
+# such as the adb serial or the OS release are left out so a table is reused.
+STABLE_FINGERPRINT_KEYS = ("backend", "cpu_model", "machine", "threads", "delegate", "runtime",
+                           "model", "soc", "abi", "build", "cpu_mask", "big_core_max_khz",
+                           "governor", "binary_version")
+
+
+def table_dir() -> str:
+    return os.environ.get("MNAS_TF_LATENCY_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "mnas_tf", "latency"))
+
+
+class MissingEntries(LatencyError):
+    """Ops a prediction needs that the table lacks."""
+
+    def __init__(self, keys: Sequence[str]):
+        self.keys = list(keys)
+        super().__init__(f"the latency table has no entry for {len(keys)} op(s), e.g. "
+                         f"{keys[0]}; run `python -m latency.lut build` for this space and "
+                         f"input size, or predict with missing='estimate'")
+
+
+class LatencyTable:
+    """Op-key -> measured latency for one device fingerprint, stored in SQLite (WAL)."""
+
+    def __init__(self, path: str, fingerprint: Optional[dict] = None):
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, median_us REAL, "
+            "mean_us REAL, std_us REAL, runs INTEGER, measured_at REAL);"
+            "CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, median_ms REAL, "
+            "measured_at REAL);")
+        if fingerprint is not None:
+            stored = self.meta("fingerprint")
+            if stored is not None and stored != fingerprint:
+                raise LatencyError(f"{path} was built for another device ({stored}); use a "
+                                   f"fresh path or let `for_device` pick one")
+            self.set_meta("fingerprint", fingerprint)
+        self._entries = {k: v for k, v in self._db.execute(
+            "SELECT key, median_us FROM entries")}
+
+    @classmethod
+    def for_device(cls, fingerprint: dict, root: Optional[str] = None) -> "LatencyTable":
+        """The table of this device fingerprint (one file per fingerprint, reused)."""
+        stable = {k: fingerprint[k] for k in STABLE_FINGERPRINT_KEYS if k in fingerprint}
+        digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+        name = f"{stable.get('backend', 'device')}-{digest}.sqlite"
+        return cls(os.path.join(root or table_dir(), name), stable)
+
+    # -- storage --------------------------------------------------------------------------
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def __contains__(self, key) -> bool:
+        return str(key) in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key) -> Optional[float]:
+        return self._entries.get(str(key))
+
+    def put(self, rows: Iterable[tuple[str, float, float, float, int]]) -> None:
+        """Rows of (key, median_us, mean_us, std_us, runs), committed together."""
+        rows = list(rows)
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(*r, time.time()) for r in rows])
+        self._entries.update({r[0]: r[1] for r in rows})
+
+    def missing(self, keys: Iterable) -> list:
+        return [k for k in keys if str(k) not in self._entries]
+
+    def model_latency(self, key: str) -> Optional[float]:
+        row = self._db.execute("SELECT median_ms FROM models WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put_model_latency(self, key: str, median_ms: float) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?)",
+                             (key, median_ms, time.time()))
+
+    @property
+    def invoke_overhead_us(self) -> float:
+        return float(self.meta("invoke_overhead_us", 0.0))
+
+    @property
+    def constant_us(self) -> float:
+        return float(self.meta("constant_us", 0.0))
+
+
+@dataclasses.dataclass
+class Prediction:
+    total_ms: float
+    parts_ms: dict[str, float]
+    estimated_ops: int = 0  # ops priced by the fallback instead of a table entry
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class LatencyPredictor:
+    """Prices architectures from a table; every head unit is priced once and cached.
+
+    `missing='error'` raises MissingEntries; `missing='estimate'` prices an absent op from
+    the table's entries of the same op type, scaled by output size, and counts it.
+    """
+
+    def __init__(self, table: LatencyTable, shape: DetectorShape, missing: str = "error"):
+        if missing not in ("error", "estimate"):
+            raise ValueError("missing must be 'error' or 'estimate'")
+        self.table, self.shape, self.missing = table, shape, missing
+        self._overhead = table.invoke_overhead_us
+        self._unit_cost: dict[tuple, tuple[float, int]] = {}
+        self._predictor_cost: dict[tuple, tuple[float, int]] = {}
+        self._sizes: dict[int, dict] = {}
+        self._rates: Optional[dict] = None
+        backbone = table.get(shape.backbone_key())
+        if backbone is None:
+            raise MissingEntries([str(shape.backbone_key())])
+        self._backbone_us = backbone - self._overhead
+
+    def _price(self, ops: Sequence[OpKey]) -> tuple[float, int]:
+        total, estimated, absent = 0.0, 0, []
+        for op in ops:
+            value = self.table.get(op)
+            if value is None:
+                if self.missing == "error":
+                    absent.append(str(op))
+                    continue
+                value, estimated = self._estimate(op), estimated + 1
+            total += value - self._overhead
+        if absent:
+            raise MissingEntries(absent)
+        return total, estimated
+
+    def _estimate(self, op: OpKey) -> float:
+        """Same-op-type entries' median latency per output element, times this op's."""
+        import math
+        if self._rates is None:
+            rates: dict[str, list[float]] = {}
+            for key, value in self.table._entries.items():  # pylint: disable=protected-access
+                parsed = parse_key(key)
+                if parsed.output:
+                    rates.setdefault(parsed.op, []).append(
+                        max(value - self._overhead, 0.0) / math.prod(parsed.output))
+            self._rates = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+        if op.op not in self._rates:
+            raise MissingEntries([str(op)])
+        return self._overhead + self._rates[op.op] * math.prod(op.output)
+
+    def sizes(self, max_level: int) -> dict:
+        if max_level not in self._sizes:
+            self._sizes[max_level] = level_sizes(self.shape, max_level)
+        return self._sizes[max_level]
+
+    def predict(self, spec) -> Prediction:
+        sizes = self.sizes(spec.max_level)
+        head, estimated = 0.0, 0
+        for unit in head_units(spec, self.shape):
+            cost = self._unit_cost.get(unit)
+            if cost is None:
+                cost = self._unit_cost[unit] = self._price(unit_ops(unit, sizes,
+                                                                    self.shape.dtype))
+            head += cost[0]
+            estimated += cost[1]
+        pkey = (spec.channels, spec.levels)
+        if pkey not in self._predictor_cost:
+            self._predictor_cost[pkey] = self._price(predictor_ops(spec, self.shape))
+        predictor, p_est = self._predictor_cost[pkey]
+        constant = self.table.constant_us
+        parts = {"backbone": self._backbone_us / 1e3, "head": head / 1e3,
+                 "predictor": predictor / 1e3, "overhead": constant / 1e3}
+        return Prediction(total_ms=sum(parts.values()), parts_ms=parts,
+                          estimated_ops=estimated + p_est)

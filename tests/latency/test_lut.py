@@ -1,0 +1,188 @@
+"""The connectivity-based latency table: op enumeration, connectivity, pricing, storage, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from latency.graph import counts, parse_key
+from latency.lut import fidelity_metrics
+from latency.ops import DetectorShape, detector_ops, head_ops, head_units
+from latency.table import LatencyPredictor, LatencyTable, MissingEntries
+from mnas_tf.arch import BlockSpec, MnasFPNSpec, load_architecture
+from search.space import MnasFPNSpace
+
+SMALL = DetectorShape(input_size=(64, 64), num_classes=7)
+
+
+def _spec(blocks, channels=48, repeats=2):
+    return MnasFPNSpec(blocks=tuple(BlockSpec(**b) for b in blocks), channels=channels,
+                       repeats=repeats, min_level=3, max_level=6)
+
+
+FOUR_BLOCKS = [dict(inputs=(0, 1), level=3, expansion=32),
+               dict(inputs=(1, 2), level=4, expansion=32),
+               dict(inputs=(2, 3), level=5, expansion=32),
+               dict(inputs=(3, 2), level=6, expansion=32)]
+
+
+def test_enumeration_equals_the_converted_model():
+    """Exactly the ops (multiset of keys) the converter emits for the head and predictor:
+    a sampled cell with SE merges and an unused block, at 128x128."""
+    import tf_keras
+    from official.core import task_factory
+
+    from export.tflite import convert
+    from latency.graph import read_ops
+    from mnas_tf.experiment import load_experiment
+    from mnas_tf.modeling.factory import build_raw_detector
+    spec = MnasFPNSpace().sample(np.random.default_rng(3))
+    assert len(spec.used_blocks()) < len(spec.blocks)
+    assert any(b.merge == "se" for b in spec.blocks)
+    params = load_experiment("mnasfpn_mobilenetv2_coco", [{"task": {"model": {
+        "input_size": [128, 128, 3], "decoder": {"mnasfpn": {"architecture": spec.to_json()}}}}}])
+    model = task_factory.get_task(params.task).build_model()
+    converted = counts(read_ops(convert(build_raw_detector(model, (128, 128)))))
+    image = tf_keras.Input((128, 128, 3), batch_size=1)
+    for key, n in counts(read_ops(convert(tf_keras.Model(image, model.backbone(image))))).items():
+        converted[key] -= n
+    converted = {k: v for k, v in converted.items() if v}
+    parts = detector_ops(spec, DetectorShape.from_params(params))
+    assert counts(parts["head"] + parts["predictor"]) == converted
+
+
+def test_unused_blocks_contribute_nothing():
+    base = _spec(FOUR_BLOCKS)
+    # an extra level-4 block placed first is overridden by the later level-4 block
+    extra = [dict(inputs=(0, 2), level=4, expansion=512, kernel=7)]
+    shadowed = _spec(extra + [dict(b, inputs=tuple(i + 1 if i >= 4 else i for i in b["inputs"]))
+                              for b in FOUR_BLOCKS])
+    assert shadowed.used_blocks() == (1, 2, 3, 4)
+    assert counts(head_ops(shadowed, SMALL)) == counts(head_ops(base, SMALL))
+
+
+def test_residuals_fire_only_where_shapes_match():
+    adds = lambda spec: sum(1 for u in head_units(spec, SMALL) if u[0] == "add")  # noqa: E731
+    # C=48: cell 0 inputs at levels 3-5 have backbone widths (32/96/320): only P6 fires
+    assert adds(_spec(FOUR_BLOCKS, channels=48, repeats=1)) == 1
+    # C=32 equals MobileNetV2's C3 width: level 3 fires too
+    assert adds(_spec(FOUR_BLOCKS, channels=32, repeats=1)) == 2
+    # later cells take C-wide inputs everywhere
+    assert adds(_spec(FOUR_BLOCKS, channels=48, repeats=3)) == 1 + 4 + 4
+
+
+def _hand_table(tmp_path, spec, shape, overhead_us=2.0, constant_us=500.0, drop=None):
+    table = LatencyTable(str(tmp_path / "t.sqlite"), {"backend": "test"})
+    keys = {str(k) for part in detector_ops(spec, shape).values() for k in part}
+    rows = []
+    for key in sorted(keys):
+        if key == drop:
+            continue
+        parsed = parse_key(key)
+        value = overhead_us + (1000.0 if parsed.op.startswith("SUBGRAPH") else
+                               0.001 * math.prod(parsed.output))
+        rows.append((key, value, value, 0.0, 50))
+    table.put(rows)
+    table.set_meta("invoke_overhead_us", overhead_us)
+    table.set_meta("constant_us", constant_us)
+    return table
+
+
+def test_prediction_is_the_hand_computed_sum(tmp_path):
+    spec = _spec(FOUR_BLOCKS)
+    table = _hand_table(tmp_path, spec, SMALL)
+    ops = detector_ops(spec, SMALL)
+    expected_us = 1000.0 + 500.0 + sum(0.001 * math.prod(k.output)
+                                       for part in ("head", "predictor") for k in ops[part])
+    prediction = LatencyPredictor(table, SMALL).predict(spec)
+    assert prediction.total_ms == pytest.approx(expected_us / 1e3, rel=1e-9)
+    assert prediction.parts_ms["backbone"] == pytest.approx(1.0)
+    assert prediction.parts_ms["head"] == pytest.approx(
+        sum(0.001 * math.prod(k.output) for k in ops["head"]) / 1e3)
+    assert prediction.estimated_ops == 0
+
+
+def test_missing_keys_are_errors_or_counted_estimates(tmp_path):
+    spec = _spec(FOUR_BLOCKS)
+    dropped = str(detector_ops(spec, SMALL)["head"][0])
+    table = _hand_table(tmp_path, spec, SMALL, drop=dropped)
+    with pytest.raises(MissingEntries, match="latency.lut build") as error:
+        LatencyPredictor(table, SMALL).predict(spec)
+    assert dropped in error.value.keys
+    estimate = LatencyPredictor(table, SMALL, missing="estimate").predict(spec)
+    occurrences = sum(1 for k in head_ops(spec, SMALL) if str(k) == dropped)
+    assert estimate.estimated_ops == occurrences >= 1
+    assert estimate.total_ms > 0
+
+
+def test_tables_persist_and_are_keyed_by_device(tmp_path):
+    fingerprint = {"backend": "host", "cpu_model": "X", "threads": 1, "runtime": "1.0"}
+    table = LatencyTable.for_device(fingerprint, str(tmp_path))
+    table.put([("ADD|in=1x1x1x1,1x1x1x1|out=1x1x1x1|NONE|float32", 1.5, 1.5, 0.0, 50)])
+    table.set_meta("constant_us", 12.0)
+    again = LatencyTable.for_device({**fingerprint, "serial": "ignored"}, str(tmp_path))
+    assert again.path == table.path and len(again) == 1 and again.constant_us == 12.0
+    other = LatencyTable.for_device({**fingerprint, "threads": 2}, str(tmp_path))
+    assert other.path != table.path and len(other) == 0
+    with pytest.raises(Exception, match="another device"):
+        LatencyTable(table.path, {"backend": "host", "cpu_model": "Y"})
+
+
+def test_fidelity_metrics_on_known_values():
+    m = fidelity_metrics([10.0, 20.0, 30.0, 40.0], [11.0, 19.0, 30.0, 48.0])
+    assert m["n"] == 4
+    assert m["r2"] == pytest.approx(1 - (1 + 1 + 0 + 64) / 500)
+    assert m["within_10pct"] == pytest.approx(75.0)
+    assert m["mape"] == pytest.approx((10 + 5 + 0 + 20) / 4)
+    assert m["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys):
+    """A real host table at 64x64 (every op of the MnasFPN space measured), then predict
+    and a 2-model fidelity run; the second build reuses the table."""
+    from latency import lut
+    common = ["--input-size", "64", "64", "--table-dir", str(tmp_path), "--json"]
+    assert lut.main(["build", "--calibration", "1", *common]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["entries"] == built["space_keys"] + 1 and built["measured_now"] > 100
+    assert lut.main(["build", "--calibration", "1", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["measured_now"] == 0
+    assert lut.main(["predict", "mnasfpn", *common]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert predicted["total_ms"] > 0 and set(predicted["parts_ms"]) >= {
+        "backbone", "head", "predictor"}
+    assert lut.main(["fidelity", "--n", "2", "--seed", "5", *common]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"r2", "mape", "within_10pct", "kendall_tau", "n"} <= set(result)
+    assert result["n"] == 2 and result["mape"] < 100
+
+
+def test_unknown_architecture_is_one_clear_line(tmp_path, capsys):
+    from latency import lut
+    code = lut.main(["predict", str(tmp_path / "nope.json"), "--table-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_published_cell_predicts_with_a_shipped_spec():
+    spec = load_architecture("mnasfpn")
+    units = head_units(spec, DetectorShape())
+    assert sum(1 for u in units if u[0] == "block") == 5 * 4
+
+
+def test_android_tables_are_filled_over_adb(fake_adb, tmp_path):
+    """Single-op models pushed to the (fake) phone and timed with benchmark_model; the
+    table is keyed by the phone's fingerprint."""
+    from latency.lut import measure_ops
+    from latency.measure import get_backend
+    backend = get_backend("android")
+    table = LatencyTable.for_device(backend.fingerprint(1), str(tmp_path))
+    assert table.path.rsplit("/", 1)[-1].startswith("android-")
+    assert table.meta("fingerprint")["model"] == "Pixel 4 XL"
+    keys = head_ops(_spec(FOUR_BLOCKS), SMALL)[:3]
+    assert measure_ops(table, keys, backend, threads=1, progress=False) == len(
+        {str(k) for k in keys})
+    assert table.get(keys[0]) == pytest.approx(1239807.0)  # the replayed summary, in us
+    assert sum("--graph=" in c for c in fake_adb.shell_commands()) == len({str(k) for k in keys})
