@@ -109,7 +109,7 @@ def parse_key(text: str) -> Optional[OpKey]:
             values["inputs"] = tuple(tuple(int(d) for d in s.split("x")) for s in body.split(",")
                                      if s)
         elif field.startswith("out="):
-            values["output"] = tuple(int(d) for d in field[4:].split("x"))
+            values["output"] = tuple(int(d) for d in field[4:].split("x") if d)
         elif field.startswith("k="):
             kh, kw = field[2:].split("x")
             values["kernel"] = (int(kh), int(kw))

@@ -133,40 +133,55 @@ def _pool(in_level: int, channels: int, step: int, sizes, dtype) -> OpKey:
                  2 ** step, "SAME", "NONE", dtype)
 
 
-def head_units(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple]:
-    """The decoder as hashable units, in order: extra levels, then per cell its used blocks,
-    the pools they share and the residual adds that fire. A unit's ops depend only on the
-    unit (and the level sizes), so a predictor can price each unit once and cache it."""
+def head_cells(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple[list[tuple], int]]:
+    """The decoder as hashable units, grouped: [(units, times)], in order: extra levels,
+    the first cell (its inputs carry backbone widths), then the later cells (all alike).
+    A unit's ops depend only on the unit and the level sizes, so a predictor can price
+    each unit once and cache it. Per cell: its used blocks, the pools they share and the
+    residual adds that fire."""
     backbone = shape.backbone_channels()
-    units: list[tuple] = []
+    extra: list[tuple] = []
     channels = {}
     top = max(l for l in backbone if l <= spec.max_level)
     for level in range(spec.min_level, spec.max_level + 1):
         if level <= top:
             channels[level] = backbone[level]
         else:
-            units.append(("extra", level, channels[level - 1], spec.channels))
+            extra.append(("extra", level, channels[level - 1], spec.channels))
             channels[level] = spec.channels
-    used = spec.used_blocks()
-    outputs = spec.output_nodes()
-    levels = spec.levels
-    for _ in range(spec.repeats):
-        node_channels = {i: channels[l] for i, l in enumerate(levels)}
-        pools: set[tuple] = set()
-        for i in used:
-            block = spec.blocks[i]
-            inputs = tuple((spec.node_level(n), node_channels.get(n, spec.channels))
-                           for n in block.inputs)
-            units.append(("block", inputs, block.level, block.expansion, spec.channels,
-                          block.kernel, block.merge))
-            # the converter emits one pool per distinct (node, stride)
-            pools.update((n, lvl, c, block.level - lvl)
-                         for n, (lvl, c) in zip(block.inputs, inputs) if lvl < block.level)
-        units += [("pool", lvl, c, step) for _, lvl, c, step in sorted(pools)]
-        units += [("add", level, spec.channels) for level in outputs
-                  if channels[level] == spec.channels]
-        channels = {l: spec.channels for l in levels}
+    node_levels = list(spec.levels) + [b.level for b in spec.blocks]
+    used, outputs = spec.used_blocks(), spec.output_nodes()
+    first = _cell_units(spec, channels, node_levels, used, outputs)
+    groups = [(extra, 1), (first, 1)]
+    if spec.repeats > 1:
+        steady = {l: spec.channels for l in spec.levels}
+        groups.append((_cell_units(spec, steady, node_levels, used, outputs), spec.repeats - 1))
+    return groups
+
+
+def _cell_units(spec, channels, node_levels, used, outputs) -> list[tuple]:
+    width = spec.channels
+    input_channels = [channels[l] for l in spec.levels]
+    units, pools = [], set()
+    for i in used:
+        block = spec.blocks[i]
+        inputs = tuple((node_levels[n], input_channels[n] if n < len(input_channels) else width)
+                       for n in block.inputs)
+        units.append(("block", inputs, block.level, block.expansion, width, block.kernel,
+                      block.merge))
+        # the converter emits one pool per distinct (node, stride)
+        for n, (lvl, c) in zip(block.inputs, inputs):
+            if lvl < block.level:
+                pools.add((n, lvl, c, block.level - lvl))
+    units += [("pool", lvl, c, step) for _, lvl, c, step in sorted(pools)]
+    units += [("add", level, width) for level in outputs if channels[level] == width]
     return units
+
+
+def head_units(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple]:
+    """All units of the decoder in order (see `head_cells`)."""
+    return [unit for units, times in head_cells(spec, shape) for _ in range(times)
+            for unit in units]
 
 
 def unit_ops(unit: tuple, sizes: Mapping[int, tuple[int, int]],

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from latency.errors import LatencyError
 from latency.graph import OpKey, parse_key
-from latency.ops import DetectorShape, head_units, level_sizes, predictor_ops, unit_ops
+from latency.ops import DetectorShape, head_cells, level_sizes, predictor_ops, unit_ops
 
 # What makes two measurements comparable (host and android fingerprints); volatile fields
 # such as the adb serial or the OS release are left out so a table is reused.
@@ -153,6 +153,7 @@ class LatencyPredictor:
         if backbone is None:
             raise MissingEntries([str(shape.backbone_key())])
         self._backbone_us = backbone - self._overhead
+        self._constant_us = table.constant_us
 
     def _price(self, ops: Sequence[OpKey]) -> tuple[float, int]:
         total, estimated, absent = 0.0, 0, []
@@ -191,19 +192,19 @@ class LatencyPredictor:
     def predict(self, spec) -> Prediction:
         sizes = self.sizes(spec.max_level)
         head, estimated = 0.0, 0
-        for unit in head_units(spec, self.shape):
-            cost = self._unit_cost.get(unit)
-            if cost is None:
-                cost = self._unit_cost[unit] = self._price(unit_ops(unit, sizes,
-                                                                    self.shape.dtype))
-            head += cost[0]
-            estimated += cost[1]
+        for units, times in head_cells(spec, self.shape):
+            for unit in units:
+                cost = self._unit_cost.get(unit)
+                if cost is None:
+                    cost = self._unit_cost[unit] = self._price(unit_ops(unit, sizes,
+                                                                        self.shape.dtype))
+                head += cost[0] * times
+                estimated += cost[1] * times
         pkey = (spec.channels, spec.levels)
         if pkey not in self._predictor_cost:
             self._predictor_cost[pkey] = self._price(predictor_ops(spec, self.shape))
         predictor, p_est = self._predictor_cost[pkey]
-        constant = self.table.constant_us
         parts = {"backbone": self._backbone_us / 1e3, "head": head / 1e3,
-                 "predictor": predictor / 1e3, "overhead": constant / 1e3}
+                 "predictor": predictor / 1e3, "overhead": self._constant_us / 1e3}
         return Prediction(total_ms=sum(parts.values()), parts_ms=parts,
                           estimated_ops=estimated + p_est)

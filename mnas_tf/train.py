@@ -120,16 +120,25 @@ def coco_metrics(logs: Optional[dict]) -> dict:
 
 def run(params, model_dir: str, mode: str = "train_and_eval") -> dict:
     """Runs Model Garden's experiment loop; returns the final COCO metrics (if evaluated)."""
-    import tensorflow as tf
     from absl import logging
+
+    previous_verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.INFO)
+    _single_log_handler()
+    try:
+        return _run_experiment(params, model_dir, mode)
+    finally:  # progress lines belong to this run, not to whatever the process does next
+        logging.set_verbosity(previous_verbosity)
+
+
+def _run_experiment(params, model_dir: str, mode: str) -> dict:
+    import tensorflow as tf
     from official.common import distribute_utils
     from official.core import task_factory, train_lib, train_utils
     from official.modeling import performance
 
     from mnas_tf.data_paths import resolve_data_paths
 
-    logging.set_verbosity(logging.INFO)
-    _single_log_handler()
     check_schedule(params)
     params = resolve_data_paths(params)
     params.validate()
