@@ -1,0 +1,236 @@
+"""Durable search state: one SQLite database (WAL) per search.
+
+Every trial a search proposes is a row before it runs, so a kill -9 can lose at most the
+work in flight, and `--resume` requeues exactly those rows. Small named states (controller
+weights, evolution population, RNG) live beside the trials and are written in the same
+transaction as the trial results they belong to, so the two never disagree.
+
+A database remembers the config it was made with and refuses to be resumed by another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Iterable, Optional
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+STATUSES = (PENDING, RUNNING, DONE, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    arch TEXT NOT NULL,
+    arch_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    log_prob REAL,
+    policy_version INTEGER,
+    map REAL,
+    latency_ms REAL,
+    madds REAL,
+    reward REAL,
+    error TEXT,
+    metrics TEXT,
+    timings TEXT,
+    extra TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS trials_hash ON trials (arch_hash, status);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+CREATE TABLE IF NOT EXISTS states (
+    name TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL, saved REAL NOT NULL);
+"""
+
+
+class ConfigMismatch(RuntimeError):
+    """Resuming a search database with a config other than the one that made it."""
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def arch_hash(arch: dict) -> str:
+    """A stable architecture id: sha256 of its canonical JSON, 16 hex digits."""
+    return hashlib.sha256(canonical_json(arch).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    id: int
+    arch: dict
+    arch_hash: str
+    status: str
+    seed: int
+    log_prob: Optional[float]
+    policy_version: Optional[int]
+    map: Optional[float]
+    latency_ms: Optional[float]
+    madds: Optional[float]
+    reward: Optional[float]
+    error: Optional[str]
+    metrics: dict
+    timings: dict
+    extra: dict
+    created: float
+    started: Optional[float]
+    finished: Optional[float]
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Trial":
+        values = dict(row)
+        values["arch"] = json.loads(values["arch"])
+        for key in ("metrics", "timings", "extra"):
+            values[key] = json.loads(values[key]) if values[key] else {}
+        return cls(**values)
+
+
+class TrialStore:
+    """The trials and named states of one search, in `path` (created if missing)."""
+
+    def __init__(self, path: str, config: dict):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._check_config(config)
+
+    def _check_config(self, config: dict) -> None:
+        text = canonical_json(config)
+        row = self._db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+        if row is None:
+            with self.transaction():
+                self._db.execute("INSERT INTO meta VALUES ('config', ?)", (text,))
+            return
+        if row[0] != text:
+            old, new = json.loads(row[0]), json.loads(text)
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigMismatch(
+                f"{self.path} was made by a search with a different config (differs in: "
+                f"{', '.join(keys)}); resume with the original config, or give a new --out")
+
+    # ----------------------------------------------------------------- transactions
+    def transaction(self) -> "_Transaction":
+        """`with store.transaction():` groups writes so they land together or not at all."""
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ----------------------------------------------------------------- trials
+    def add(self, arch: dict, arch_hash: str, seed: int, *, log_prob: Optional[float] = None,
+            policy_version: Optional[int] = None, extra: Optional[dict] = None,
+            status: str = PENDING) -> int:
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT INTO trials (arch, arch_hash, status, seed, log_prob, policy_version,"
+                " extra, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (canonical_json(arch), arch_hash, status, int(seed), log_prob, policy_version,
+                 json.dumps(extra or {}), time.time()))
+        return int(cursor.lastrowid)
+
+    def start(self, trial_id: int) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE trials SET status=?, started=?, attempts=attempts+1 WHERE id=?",
+                (RUNNING, time.time(), trial_id))
+
+    def finish(self, trial_id: int, *, status: str = DONE, map: Optional[float] = None,
+               latency_ms: Optional[float] = None, madds: Optional[float] = None,
+               reward: Optional[float] = None, error: Optional[str] = None,
+               metrics: Optional[dict] = None, timings: Optional[dict] = None,
+               extra: Optional[dict] = None) -> None:
+        if status not in (DONE, FAILED):
+            raise ValueError(f"finish() takes status 'done' or 'failed', got {status!r}")
+        with self.transaction():
+            if extra is not None:
+                old = self._db.execute("SELECT extra FROM trials WHERE id=?",
+                                       (trial_id,)).fetchone()
+                extra = {**json.loads(old[0] or "{}"), **extra}
+            self._db.execute(
+                "UPDATE trials SET status=?, map=?, latency_ms=?, madds=?, reward=?, error=?,"
+                " metrics=?, timings=?, extra=COALESCE(?, extra), finished=? WHERE id=?",
+                (status, map, latency_ms, madds, reward, error, json.dumps(metrics or {}),
+                 json.dumps(timings or {}), None if extra is None else json.dumps(extra),
+                 time.time(), trial_id))
+
+    def requeue_running(self) -> list[int]:
+        """Trials a killed search left running go back to pending (they run again)."""
+        with self.transaction():
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM trials WHERE status=? ORDER BY id", (RUNNING,))]
+            self._db.execute("UPDATE trials SET status=?, started=NULL WHERE status=?",
+                             (PENDING, RUNNING))
+        return ids
+
+    def trials(self, status: Optional[str | Iterable[str]] = None) -> list[Trial]:
+        if status is None:
+            rows = self._db.execute("SELECT * FROM trials ORDER BY id")
+        else:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            marks = ",".join("?" * len(wanted))
+            rows = self._db.execute(
+                f"SELECT * FROM trials WHERE status IN ({marks}) ORDER BY id", wanted)
+        return [Trial.from_row(r) for r in rows]
+
+    def get(self, trial_id: int) -> Trial:
+        row = self._db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no trial {trial_id} in {self.path}")
+        return Trial.from_row(row)
+
+    def find(self, arch_hash: str, status: str = DONE) -> Optional[Trial]:
+        """The first trial of this architecture with this status (for de-duplication)."""
+        row = self._db.execute(
+            "SELECT * FROM trials WHERE arch_hash=? AND status=? ORDER BY id LIMIT 1",
+            (arch_hash, status)).fetchone()
+        return Trial.from_row(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, n in self._db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    # ----------------------------------------------------------------- named states
+    def put_state(self, name: str, payload: bytes, meta: Optional[dict] = None) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)",
+                             (name, payload, json.dumps(meta or {}), time.time()))
+
+    def get_state(self, name: str) -> Optional[tuple[bytes, dict]]:
+        row = self._db.execute("SELECT payload, meta FROM states WHERE name=?",
+                               (name,)).fetchone()
+        return (bytes(row[0]), json.loads(row[1])) if row else None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE .. COMMIT, nestable (inner levels join the outer transaction)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+        self._outer = False
+
+    def __enter__(self):
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._outer = True
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if self._outer:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
