@@ -32,6 +32,8 @@ setup(
             "pytest>=8",
             "pytest-timeout",
             "hypothesis",
+            "ray>=2.9",
         ],
+        "distributed": ["ray>=2.9"],
     },
 )

@@ -108,6 +108,18 @@ class TrialStore:
         self._db.executescript(_SCHEMA)
         self._check_config(config)
 
+    @classmethod
+    def open_existing(cls, path: str) -> "TrialStore":
+        """Opens a search database for reading, with the config it was made with."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist")
+        db = sqlite3.connect(path)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+        finally:
+            db.close()
+        return cls(path, json.loads(row[0]) if row else {})
+
     def _check_config(self, config: dict) -> None:
         text = canonical_json(config)
         row = self._db.execute("SELECT value FROM meta WHERE key='config'").fetchone()

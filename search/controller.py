@@ -1,0 +1,355 @@
+"""`python -m search.controller`: the latency-aware PPO search (MnasNet / MnasFPN).
+
+    python -m search.controller [--config configs/search/NAME.yaml] [--out DIR] [--resume]
+                                [--executor local|ray] [--address ADDR] [--budget N]
+
+Samples heads from the space with an LSTM policy, trains each child on the proxy task
+(in worker processes or Ray actors), prices it with the latency look-up table (or measures
+it), and learns from reward = mAP x (latency / target)^w with PPO. With no arguments it
+runs the embedded default (configs/search/default.yaml) on the synthetic dataset.
+
+Everything lands in DIR/search.sqlite as it happens; `--resume` after a kill continues
+with no finished child lost or repeated. DIR also gets frontier.json / frontier.png
+(non-dominated latency-mAP children) and TensorBoard scalars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from search import store as trial_store  # noqa: E402
+from search.config import SearchConfig, SearchConfigError, default_out_dir, load_config  # noqa
+from search.policy import MovingBaseline, Policy  # noqa: E402
+from search.rewards import reward as compute_reward  # noqa: E402
+from search.space import canonical_dict, get_space  # noqa: E402
+
+DB_NAME = "search.sqlite"
+
+
+class SearchError(RuntimeError):
+    """A search that cannot start or continue; the message says what to do."""
+
+
+@dataclasses.dataclass
+class ControllerState:
+    """What the controller carries between updates (saved after each one)."""
+
+    baseline: Optional[float] = None
+    consumed: set = dataclasses.field(default_factory=set)
+    updates: int = 0
+    last_entropy: Optional[float] = None
+
+
+class Search:
+    def __init__(self, config: SearchConfig, out_dir: str, resume: bool = False,
+                 executor: str = "local", address: Optional[str] = None,
+                 progress: bool = True):
+        self.config, self.out_dir, self.progress = config, out_dir, progress
+        path = os.path.join(out_dir, DB_NAME)
+        if os.path.exists(path) and not resume:
+            raise SearchError(f"{path} already exists; pass --resume to continue that search "
+                              f"or --out to start a new one elsewhere")
+        if resume and not os.path.exists(path):
+            raise SearchError(f"nothing to resume: {path} does not exist")
+        os.makedirs(out_dir, exist_ok=True)
+        try:
+            self.store = trial_store.TrialStore(path, config.run_config())
+        except trial_store.ConfigMismatch as e:
+            raise SearchError(str(e)) from None
+        self.space = get_space(config.space, **config.space_overrides)
+        self.executor_kind, self.address = executor, address
+        self.policy = Policy(self.space, config.ppo, seed=config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.state = ControllerState()
+        self._restore()
+        self.latency = _latency_predictor(config, progress) \
+            if config.latency.source == "lut" else None
+        self._waiting: dict[str, list[int]] = {}  # arch hash in flight -> duplicate trials
+        self._in_flight: dict[str, int] = {}
+        self._writer = None
+
+    # ----------------------------------------------------------------- persistence
+    def _restore(self) -> None:
+        saved = self.store.get_state("controller")
+        if saved:
+            blob, meta = saved
+            self.policy.load_state(blob)
+            self.state = ControllerState(meta["baseline"], set(meta["consumed"]),
+                                         meta["updates"], meta.get("entropy"))
+        rng = self.store.get_state("sampler_rng")
+        if rng:
+            self.rng.bit_generator.state = json.loads(rng[0].decode())
+
+    def _save_controller(self) -> None:
+        s = self.state
+        self.store.put_state("controller", self.policy.state(), {
+            "baseline": s.baseline, "consumed": sorted(s.consumed), "updates": s.updates,
+            "entropy": s.last_entropy, "version": self.policy.version})
+
+    # ----------------------------------------------------------------- sampling
+    def _sample_trial(self) -> None:
+        """Samples a child and records it (with the sampler's RNG) in one transaction."""
+        sample = self.policy.sample(self.rng)
+        spec = self.space.decode(sample.decisions)
+        arch = canonical_dict(spec)
+        key = trial_store.arch_hash(arch)
+        seed = int(self.rng.integers(2**31))
+        with self.store.transaction():
+            trial_id = self.store.add(arch, key, seed, log_prob=sample.log_prob,
+                                      policy_version=self.policy.version,
+                                      extra={"decisions": list(sample.decisions)})
+            self.store.put_state("sampler_rng",
+                                 json.dumps(self.rng.bit_generator.state).encode())
+        self._dispatch(self.store.get(trial_id))
+
+    def _dispatch(self, trial) -> None:
+        """Reuses a finished duplicate, waits on one in flight, or submits the child."""
+        done = self.store.find(trial.arch_hash)
+        if done is not None and done.id != trial.id:
+            self._finish_as_copy(trial.id, done)
+        elif trial.arch_hash in self._in_flight:
+            self._waiting.setdefault(trial.arch_hash, []).append(trial.id)
+        else:
+            self._in_flight[trial.arch_hash] = trial.id
+            self.store.start(trial.id)
+            self.executor.submit(trial.id, trial.arch, trial.seed)
+
+    def _finish_as_copy(self, trial_id: int, source) -> None:
+        self.store.finish(trial_id, status=source.status, map=source.map,
+                          latency_ms=source.latency_ms, madds=source.madds,
+                          reward=source.reward, error=source.error, metrics=source.metrics,
+                          timings={}, extra={"reused_from": source.id})
+
+    # ----------------------------------------------------------------- results
+    def _record(self, trial_id: int, result: dict) -> None:
+        trial = self.store.get(trial_id)
+        latency, reward, error = result.get("latency_ms"), None, result.get("error")
+        status = result["status"]
+        if status == "done":
+            try:
+                if self.latency is not None:
+                    latency = self.latency(trial.arch)
+                reward = self._reward(result["map"], latency)
+            except Exception as e:  # pylint: disable=broad-except  (recorded as failed)
+                status, error = "failed", f"latency: {type(e).__name__}: {e}"
+        self.store.finish(trial_id, status=status, map=result.get("map"), latency_ms=latency,
+                          madds=result.get("madds"), reward=reward, error=error,
+                          metrics=result.get("metrics"), timings=result.get("timings"))
+        self._in_flight.pop(trial.arch_hash, None)
+        finished = self.store.get(trial_id)
+        for copy_id in self._waiting.pop(trial.arch_hash, []):
+            self._finish_as_copy(copy_id, finished)
+        self._log_child(finished)
+
+    def _reward(self, map_: float, latency: Optional[float]) -> float:
+        r = self.config.reward
+        if latency is None:
+            return float(map_)
+        return float(compute_reward(r.kind, map_, latency, r.target_ms, r.w))
+
+    def _maybe_update(self) -> Optional[dict]:
+        """PPO on the oldest K finished, unconsumed children; saved atomically."""
+        ready = [t for t in self.store.trials(trial_store.DONE)
+                 if t.id not in self.state.consumed and t.reward is not None
+                 and t.log_prob is not None]
+        k = self.config.update_every
+        if len(ready) < k:
+            return None
+        batch = ready[:k]
+        s = self.state
+        baseline = MovingBaseline(self.config.ppo.baseline_decay, s.baseline)
+        advantages = baseline.advantages([t.reward for t in batch])
+        stats = self.policy.update([t.extra["decisions"] for t in batch],
+                                   [t.log_prob for t in batch], advantages)
+        s.baseline = baseline.value
+        s.consumed.update(t.id for t in batch)
+        s.updates += 1
+        s.last_entropy = stats["entropy"]
+        with self.store.transaction():
+            self._save_controller()
+        self._scalar("controller/entropy", stats["entropy"], s.updates)
+        self._scalar("controller/baseline", s.baseline, s.updates)
+        self._scalar("controller/loss", stats["loss"], s.updates)
+        return stats
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        from search.executors import make_executor
+        start = time.perf_counter()
+        requeued = self.store.requeue_running()
+        self.executor = make_executor(self.executor_kind, self.config, self.address)
+        budget = self.config.budget
+        finished = lambda: sum(self.store.counts()[s] for s in (trial_store.DONE,
+                                                                trial_store.FAILED))
+        done_at_start = finished()
+        bar = tqdm(total=budget, initial=min(done_at_start, budget), unit="child",
+                   desc="search", disable=not self.progress, dynamic_ncols=True)
+        if requeued and self.progress:
+            bar.write(f"[search] resumed: {len(requeued)} child(ren) that were running are "
+                      f"requeued: {requeued}")
+        try:
+            for trial in self.store.trials(trial_store.PENDING):
+                self._dispatch(trial)
+            while finished() < budget:
+                total = len(self.store.trials())
+                while self.executor.running() < self.config.in_flight and total < budget:
+                    self._sample_trial()
+                    total += 1
+                if self.executor.running() == 0:
+                    if total >= budget:
+                        break  # nothing in flight and nothing left to sample
+                    continue
+                for trial_id, result in self.executor.wait():
+                    self._record(trial_id, result)
+                self._maybe_update()
+                now = finished()
+                bar.update(min(now, budget) - bar.n)
+                if now // self.config.summary_every > (now - 1) // self.config.summary_every:
+                    bar.write(self.summary_line(start, done_at_start))
+        finally:
+            bar.close()
+            self.executor.shutdown()
+        return self.finalize(start, done_at_start)
+
+    def summary_line(self, start: float, done_at_start: int) -> str:
+        counts = self.store.counts()
+        done = counts[trial_store.DONE] + counts[trial_store.FAILED]
+        hours = (time.perf_counter() - start) / 3600
+        rate = (done - done_at_start) / hours if hours > 0 else 0.0
+        best = self.best()
+        s = self.state
+        best_text = (f"best reward {best.reward:.4f} (trial {best.id}, mAP {best.map:.4f}, "
+                     f"{_fmt(best.latency_ms)} ms)" if best else "best reward -")
+        return (f"[search] {counts[trial_store.DONE]} done / {counts[trial_store.RUNNING]} "
+                f"running / {counts[trial_store.FAILED]} failed | {rate:.1f} children/h | "
+                f"{best_text} | entropy {_fmt(s.last_entropy)} | baseline {_fmt(s.baseline)}")
+
+    def best(self):
+        scored = [t for t in self.store.trials(trial_store.DONE) if t.reward is not None]
+        return max(scored, key=lambda t: t.reward) if scored else None
+
+    def finalize(self, start: float, done_at_start: int) -> dict:
+        from search.frontier import write_frontier
+        frontier = write_frontier(self.store.trials(trial_store.DONE), self.out_dir,
+                                  self.config.reward.target_ms)
+        best = self.best()
+        summary = {"out": self.out_dir, "database": self.store.path,
+                   "counts": self.store.counts(), "updates": self.state.updates,
+                   "frontier": len(frontier),
+                   "best": None if best is None else {
+                       "trial": best.id, "reward": best.reward, "map": best.map,
+                       "latency_ms": best.latency_ms, "arch": best.arch},
+                   "seconds": round(time.perf_counter() - start, 1)}
+        with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        if self._writer is not None:
+            self._writer.flush()
+        return summary
+
+    # ----------------------------------------------------------------- logging
+    def _scalar(self, name: str, value: Optional[float], step: int) -> None:
+        if value is None:
+            return
+        import tensorflow as tf
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.out_dir, "tensorboard"))
+        with self._writer.as_default():
+            tf.summary.scalar(name, value, step=step)
+
+    def _log_child(self, trial) -> None:
+        if trial.status == trial_store.DONE:
+            self._scalar("child/map", trial.map, trial.id)
+            self._scalar("child/latency_ms", trial.latency_ms, trial.id)
+            self._scalar("child/reward", trial.reward, trial.id)
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _latency_predictor(config: SearchConfig, progress: bool):
+    """arch dict -> predicted ms, from the device's table (built now if it is missing)."""
+    from latency.lut import build, load_shape
+    from latency.measure import get_backend
+    from latency.table import LatencyPredictor, LatencyTable
+    from mnas_tf.arch import MnasFPNSpec
+    cfg = config.latency
+    params, shape = load_shape(cfg.experiment, (cfg.input_size, cfg.input_size))
+    kwargs = {"serial": cfg.serial, "benchmark_binary": cfg.benchmark_binary} \
+        if cfg.backend == "android" else {}
+    backend = get_backend(cfg.backend, **kwargs)
+    table = LatencyTable.for_device(backend.fingerprint(cfg.threads), cfg.table_dir)
+    predictor = LatencyPredictor(table, shape)
+    probe = get_space(config.space, **config.space_overrides).sample_decisions(
+        np.random.default_rng(0))
+    try:
+        predictor.predict(get_space(config.space, **config.space_overrides).decode(probe))
+        complete = table.meta("constant_us") is not None
+    except Exception:  # pylint: disable=broad-except  (missing entries: build below)
+        complete = False
+    if not complete:
+        if progress:
+            print(f"[search] building the {cfg.backend} latency table at {cfg.input_size}x"
+                  f"{cfg.input_size} (once per device; resumable): {table.path}",
+                  file=sys.stderr)
+        build(table, params, shape, backend, cfg.threads, progress=progress)
+        predictor = LatencyPredictor(table, shape)
+    return lambda arch: predictor.predict(MnasFPNSpec.from_dict(arch)).total_ms
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m search.controller", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML over the embedded default (a path or the name "
+                                         "of one in configs/search/)")
+    parser.add_argument("--out", help="output directory (default runs/search_SPACE_seedS)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the search in --out after a stop or a kill")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    parser.add_argument("--budget", type=int, help="number of children (overrides config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    from latency.errors import LatencyError
+    from mnas_tf.arch import ArchitectureError
+    try:
+        overrides = {"budget": args.budget} if args.budget is not None else {}
+        config = load_config(args.config, overrides)
+        out = args.out or default_out_dir(config)
+        search = Search(config, out, args.resume, args.executor, args.address,
+                        progress=not args.quiet)
+        summary = search.run()
+    except (SearchConfigError, SearchError, LatencyError, ArchitectureError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything finished so far is saved; continue with --resume",
+              file=sys.stderr)
+        return 130
+    print(json.dumps(summary["best"] and {k: v for k, v in summary["best"].items()
+                                          if k != "arch"}))
+    print(f"results: {summary['out']} (search.sqlite, frontier.json, frontier.png, "
+          f"summary.json, tensorboard/)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Where children train: in local worker processes or as Ray actors.
+
+Both keep a fixed set of workers, each holding one `ChildEvaluator` (its data pipelines
+are built once), accept more submissions than workers (the queue is the search's
+in-flight set), and hand back finished children as they complete. The driver stays the
+only writer of the search database.
+
+The toy evaluator needs no TensorFlow and runs inline in the driver process.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as futures
+import multiprocessing
+from typing import Optional
+
+Result = tuple[int, dict]  # (trial id, evaluation)
+
+_WORKER = None
+
+
+def _init_worker(config: dict) -> None:
+    global _WORKER  # pylint: disable=global-statement
+    from search.child import ChildEvaluator
+    _WORKER = ChildEvaluator(config)
+
+
+def _evaluate_in_worker(arch: dict, seed: int) -> dict:
+    return _WORKER.evaluate(arch, seed)
+
+
+class InlineExecutor:
+    """Evaluates on the driver's thread, one child per `wait`: deterministic and cheap."""
+
+    def __init__(self, config: dict):
+        from search.child import ChildEvaluator
+        self._evaluator = ChildEvaluator(config)
+        self._queue: collections.deque = collections.deque()
+
+    def submit(self, trial_id: int, arch: dict, seed: int) -> None:
+        self._queue.append((trial_id, arch, seed))
+
+    def running(self) -> int:
+        return len(self._queue)
+
+    def wait(self) -> list[Result]:
+        trial_id, arch, seed = self._queue.popleft()
+        return [(trial_id, self._evaluator.evaluate(arch, seed))]
+
+    def shutdown(self) -> None:
+        self._queue.clear()
+
+
+class LocalExecutor:
+    """A pool of spawned worker processes (TF state never leaks between driver and child;
+    a child that crashes its process is reported as failed)."""
+
+    def __init__(self, config: dict, workers: int):
+        context = multiprocessing.get_context("spawn")
+        self._pool = futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker,
+            initargs=(config,))
+        self._futures: dict[futures.Future, int] = {}
+
+    def submit(self, trial_id: int, arch: dict, seed: int) -> None:
+        future = self._pool.submit(_evaluate_in_worker, arch, seed)
+        self._futures[future] = trial_id
+
+    def running(self) -> int:
+        return len(self._futures)
+
+    def wait(self) -> list[Result]:
+        done, _ = futures.wait(list(self._futures), return_when=futures.FIRST_COMPLETED)
+        results = []
+        for future in sorted(done, key=self._futures.get):
+            trial_id = self._futures.pop(future)
+            try:
+                results.append((trial_id, future.result()))
+            except Exception as e:  # pylint: disable=broad-except  (a worker died)
+                results.append((trial_id, {"status": "failed", "metrics": {}, "timings": {},
+                                           "error": f"worker crashed: {type(e).__name__}: {e}"}))
+        return results
+
+    def shutdown(self) -> None:
+        """Stops the workers now: every finished child is already recorded, and a child
+        still training is requeued by --resume."""
+        processes = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+
+
+class RayExecutor:
+    """One Ray actor per worker (one GPU each where the cluster has GPUs)."""
+
+    def __init__(self, config: dict, workers: int, address: Optional[str] = None):
+        import ray
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(workers, 1), include_dashboard=False,
+                         log_to_driver=False)
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(_RayChild)
+        self._ray = ray
+        self._idle = [actor.remote(config) for _ in range(workers)]
+        self._queue: collections.deque = collections.deque()
+        self._refs: dict = {}  # object ref -> (trial id, actor)
+
+    def submit(self, trial_id: int, arch: dict, seed: int) -> None:
+        self._queue.append((trial_id, arch, seed))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._idle and self._queue:
+            trial_id, arch, seed = self._queue.popleft()
+            worker = self._idle.pop()
+            self._refs[worker.evaluate.remote(arch, seed)] = (trial_id, worker)
+
+    def running(self) -> int:
+        return len(self._refs) + len(self._queue)
+
+    def wait(self) -> list[Result]:
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1)
+        results = []
+        for ref in ready:
+            trial_id, worker = self._refs.pop(ref)
+            try:
+                results.append((trial_id, self._ray.get(ref)))
+            except Exception as e:  # pylint: disable=broad-except  (actor died)
+                results.append((trial_id, {"status": "failed", "metrics": {}, "timings": {},
+                                           "error": f"ray actor failed: {type(e).__name__}"}))
+            self._idle.append(worker)
+        self._dispatch()
+        return results
+
+    def shutdown(self) -> None:
+        self._ray.shutdown()
+
+
+class _RayChild:
+    def __init__(self, config: dict):
+        from search.child import ChildEvaluator
+        self._evaluator = ChildEvaluator(config)
+
+    def evaluate(self, arch: dict, seed: int) -> dict:
+        return self._evaluator.evaluate(arch, seed)
+
+
+def make_executor(kind: str, config, address: Optional[str] = None):
+    data = config.to_dict()
+    if kind == "ray":
+        return RayExecutor(data, config.workers, address)
+    if config.evaluator == "toy":
+        return InlineExecutor(data)
+    return LocalExecutor(data, config.workers)

@@ -1,0 +1,125 @@
+"""The search driver: config errors, reproducibility, resume after kill -9, Ray."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from search import controller
+from search.config import load_config
+from search.store import DONE, FAILED, TrialStore
+
+HERE = os.path.dirname(__file__)
+TINY_PROXY = os.path.join(HERE, "configs", "tiny_proxy.yaml")
+
+
+def _toy_config(tmp_path, **extra):
+    data = {"evaluator": "toy", "budget": 24, "update_every": 4, "in_flight": 3,
+            "latency": {"source": "none"}, **extra}
+    path = tmp_path / "toy.yaml"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("yaml_text, needle", [
+    ("budgett: 3", "unknown key(s) budgett; valid keys are space, space_overrides, seed"),
+    ("reward: {target_ms: 0}", "reward.target_ms must be positive"),
+    ("reward: {w: 0.3}", "reward.w must be negative"),
+    ("budget: 0", "budget must be a positive integer"),
+    ("reward: {kind: best}", "reward.kind 'best' is unknown; valid kinds are mnas"),
+    ("space: fast", "unknown search space 'fast'"),
+    ("latency: {sorce: lut}", "latency: unknown key(s) sorce; valid keys are source"),
+])
+def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys, yaml_text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    assert controller.main(["--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before anything started
+
+
+def test_toy_search_is_reproducible_and_writes_its_outputs(tmp_path):
+    config = _toy_config(tmp_path)
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert controller.main(["--config", config, "--out", str(out), "--quiet"]) == 0
+        trials = TrialStore.open_existing(str(out / "search.sqlite")).trials()
+        runs.append([(t.arch_hash, t.reward, round(t.log_prob, 6)) for t in trials])
+        assert len(trials) == 24 and all(t.status == DONE for t in trials)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["updates"] == 6 and summary["best"]["reward"] == max(
+            t.reward for t in trials)
+        assert (out / "frontier.json").exists()
+    assert runs[0] == runs[1]
+    # a finished search is not overwritten, and resuming it with another config is refused
+    assert controller.main(["--config", config, "--out", str(tmp_path / "a")]) == 2
+    other = _toy_config(tmp_path, seed=5)
+    assert controller.main(["--config", other, "--out", str(tmp_path / "a"), "--resume"]) == 2
+
+
+def _counts(db):
+    with sqlite3.connect(db) as c:
+        return dict(c.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"))
+
+
+@pytest.mark.timeout(900)
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
+    """A real proxy search (3 children, 2 steps each) killed with SIGKILL after its first
+    child finished, then resumed to the end."""
+    out = str(tmp_path / "search")
+    db = os.path.join(out, "search.sqlite")
+    cmd = [sys.executable, "-m", "search.controller", "--config", TINY_PROXY, "--out", out,
+           "--quiet"]
+    process = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if os.path.exists(db) and _counts(db).get(DONE, 0) >= 1:
+            break
+        time.sleep(1)
+    assert process.poll() is None, "the search ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {t.id: t for t in TrialStore.open_existing(db).trials(DONE)}
+    assert before
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=800)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    trials = TrialStore.open_existing(db).trials()
+    assert len(trials) == 3 and {t.status for t in trials} <= {DONE, FAILED}
+    for t in trials:
+        if t.id in before:  # finished before the kill: untouched, trained once
+            assert (t.map, t.finished, t.attempts) == (before[t.id].map, before[t.id].finished,
+                                                       1)
+        else:
+            assert t.attempts in (1, 2)  # 2 = was running at the kill and was requeued
+
+
+@pytest.mark.timeout(600)
+def test_ray_executor_on_a_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    config = _toy_config(tmp_path, budget=8, workers=2, in_flight=3)
+    out = tmp_path / "ray"
+    try:
+        assert controller.main(["--config", config, "--out", str(out), "--executor", "ray",
+                                "--quiet"]) == 0
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    trials = TrialStore.open_existing(str(out / "search.sqlite")).trials()
+    assert len(trials) == 8 and all(t.status == DONE for t in trials)
+    workers = {t.timings["worker_pid"] for t in trials}
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2  # ran in the Ray actors
+
+
+def test_load_config_layers_the_default(tmp_path):
+    config = load_config(_toy_config(tmp_path))
+    assert config.evaluator == "toy" and config.proxy.input_size == 128
+    assert config.reward.w == -0.3 and config.latency.source == "none"
