@@ -8,13 +8,15 @@ raises for a child-specific failure: it returns status 'failed' with the reason.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 import traceback
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 class ChildEvaluator:
@@ -63,7 +65,8 @@ class ChildEvaluator:
         if self._engine is None:
             self._gpu_memory_growth()
             self._engine = proxy.ProxyEngine(self.config.proxy)
-        r = self._engine.run(spec, seed=seed)
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
+            r = self._engine.run(spec, seed=seed)
         if r.status != proxy.OK:
             return {"status": "failed", "error": r.reason, "metrics": r.metrics,
                     "timings": r.timings}
