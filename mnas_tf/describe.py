@@ -34,7 +34,8 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
     model_cfg = params.task.model
     height, width = model_cfg.input_size[:2]
     step = 2 ** model_cfg.max_level
-    if height % step or width % step:
+    # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
+    if params.task.train_data.parser.pad and (height % step or width % step):
         raise ValueError(f"input size {height}x{width} must be a multiple of {step} "
                          f"(2^max_level) so every pyramid level aligns; pass --input-size")
     model = task_factory.get_task(params.task).build_model()

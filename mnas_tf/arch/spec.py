@@ -1,5 +1,17 @@
 """MnasFPN-family head architectures as frozen, validated, JSON-serialisable data.
 
+One spec class describes every cell family the paper compares (`family`):
+
+- "mnasfpn": inverted-residual blocks, 2 inputs, merge sum|se, kernel 3/5/7, expansion F;
+- "no_expand": the same with F = C for every block (the paper's No-Expand ablation);
+- "conn_search": 2..4 distinct inputs per block, merged by addition (paper §3.4);
+- "nasfpn": NAS-FPN(-Lite) cells: 2 inputs, merge sum|attention, a fixed 3x3 conv
+  (separable when `separable`), no expansion; unconsumed same-level nodes are recycled
+  into the output blocks. `sdo` does not apply (NAS-FPN resampling is fixed) and is
+  stored as false.
+
+`sdo: false` is the SDO ablation (paper Table 3): every 1x1 conv runs before resizing.
+
 A head is `repeats` cells with separate weights; a cell is a list of blocks. Nodes are
 numbered the way Google's MnasFPN code numbers them: the cell inputs first (node 0 is
 level `min_level`, node 1 the next level, ...), then one new node per block in order.
@@ -15,10 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 MERGE_OPS = ("sum", "se")
+NASFPN_MERGE_OPS = ("sum", "attention")
 KERNEL_SIZES = (3, 5, 7)
+NASFPN_KERNEL = 3
+FAMILIES = ("mnasfpn", "no_expand", "conn_search", "nasfpn")
+IRB_FAMILIES = ("mnasfpn", "no_expand", "conn_search")  # inverted-residual blocks
 MIN_INPUTS = 2
 MAX_INPUTS = 4
 LOWEST_LEVEL = 2
@@ -54,27 +70,32 @@ def _is_int(value: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-    """One searched block: merge `inputs` at `level`, expand to F, separable conv to C."""
+    """One searched block: merge `inputs` at `level`, expand to F, separable conv to C.
+
+    NAS-FPN blocks have no expansion and a fixed 3x3 kernel: both are None there. For the
+    other families an omitted kernel means 3 (the spec fills it in).
+    """
 
     inputs: tuple[int, ...]
     level: int
-    expansion: int
+    expansion: Optional[int] = None
     merge: str = "sum"
-    kernel: int = 3
+    kernel: Optional[int] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"inputs": list(self.inputs), "level": self.level,
+        data = {"inputs": list(self.inputs), "level": self.level,
                 "expansion": self.expansion, "merge": self.merge, "kernel": self.kernel}
+        return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "block") -> "BlockSpec":
         fields = [f.name for f in dataclasses.fields(cls)]
-        _check_keys(where, data, fields, ("inputs", "level", "expansion"))
+        _check_keys(where, data, fields, ("inputs", "level"))
         inputs = data["inputs"]
         if not isinstance(inputs, (list, tuple)):
             _fail(where, "inputs", f"expected a list of node indices, got {inputs!r}")
-        return cls(inputs=tuple(inputs), level=data["level"], expansion=data["expansion"],
-                   merge=data.get("merge", "sum"), kernel=data.get("kernel", 3))
+        return cls(inputs=tuple(inputs), level=data["level"], expansion=data.get("expansion"),
+                   merge=data.get("merge", "sum"), kernel=data.get("kernel"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +108,22 @@ class MnasFPNSpec:
     min_level: int = 3
     max_level: int = 6
     name: str = ""
+    family: str = "mnasfpn"
+    sdo: bool = True
+    separable: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "blocks", tuple(self.blocks))
+        blocks = tuple(self.blocks)
+        if self.family == "nasfpn":
+            object.__setattr__(self, "sdo", False)  # NAS-FPN resampling is fixed
+            blocks = tuple(dataclasses.replace(b, kernel=None)
+                           if isinstance(b, BlockSpec) and b.kernel == NASFPN_KERNEL else b
+                           for b in blocks)
+        else:
+            blocks = tuple(dataclasses.replace(b, kernel=3)
+                           if isinstance(b, BlockSpec) and b.kernel is None else b
+                           for b in blocks)
+        object.__setattr__(self, "blocks", blocks)
         self.validate()
 
     # ----------------------------------------------------------------- structure
@@ -114,17 +148,54 @@ class MnasFPNSpec:
             outputs[block.level] = self.num_levels + i
         return outputs
 
+    def recycled_inputs(self) -> tuple[tuple[int, ...], ...]:
+        """Per block, the extra nodes it adds in unresampled (NAS-FPN only, else empty).
+
+        NAS-FPN's output blocks also sum every earlier node at their level that no block
+        has read yet (counting reads in block order), so no same-level node is wasted.
+        Output blocks are the last block at each level, the same rule as `output_nodes`.
+        """
+        if self.family != "nasfpn":
+            return tuple(() for _ in self.blocks)
+        outputs = set(self.output_nodes().values())
+        reads = [0] * (self.num_levels + len(self.blocks))
+        recycled = []
+        for i, block in enumerate(self.blocks):
+            node = self.num_levels + i
+            for n in block.inputs:
+                reads[n] += 1
+            extra = ()
+            if node in outputs:
+                extra = tuple(n for n in range(node) if reads[n] == 0
+                              and self.node_level(n) == block.level)
+                for n in extra:
+                    reads[n] += 1
+            recycled.append(extra)
+        return tuple(recycled)
+
+    def block_sources(self, index: int) -> tuple[int, ...]:
+        """Every node block `index` reads: its inputs, then any recycled nodes."""
+        return tuple(self.blocks[index].inputs) + self.recycled_inputs()[index]
+
     def used_blocks(self) -> tuple[int, ...]:
         """Indices of the blocks some cell output depends on; the others are not built."""
         needed: set[int] = set()
         stack = list(self.output_nodes().values())
+        recycled = self.recycled_inputs()
         while stack:
             node = stack.pop()
             if node < self.num_levels or node in needed:
                 continue
             needed.add(node)
-            stack.extend(self.blocks[node - self.num_levels].inputs)
+            index = node - self.num_levels
+            stack.extend(self.blocks[index].inputs + recycled[index])
         return tuple(sorted(n - self.num_levels for n in needed))
+
+    @property
+    def cell_residuals(self) -> bool:
+        """MnasFPN-family cells add each cell input to the output at its level; NAS-FPN
+        cells do not."""
+        return self.family != "nasfpn"
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> None:
@@ -137,6 +208,15 @@ class MnasFPNSpec:
             _fail(where, "channels", f"must be positive, got {self.channels}")
         if self.repeats <= 0:
             _fail(where, "repeats", f"must be positive, got {self.repeats}")
+        if self.family not in FAMILIES:
+            _fail(where, "family", f"{self.family!r} is not a cell family; choose one of "
+                  f"{FAMILIES}")
+        for field in ("sdo", "separable"):
+            if not isinstance(getattr(self, field), bool):
+                _fail(where, field, f"expected true or false, got {getattr(self, field)!r}")
+        if not self.separable and self.family != "nasfpn":
+            _fail(where, "separable", f"family {self.family!r} always uses separable convs; "
+                  f"only family 'nasfpn' has a full-conv variant (separable: false)")
         if not LOWEST_LEVEL <= self.min_level < self.max_level <= HIGHEST_LEVEL:
             raise ArchitectureError(
                 f"{where}, fields 'min_level'/'max_level': need "
@@ -173,6 +253,9 @@ class MnasFPNSpec:
         if not _is_int(block.level) or not self.min_level <= block.level <= self.max_level:
             _fail(where, "level", f"{block.level!r} is outside the pyramid "
                   f"{self.min_level}..{self.max_level}")
+        if self.family == "nasfpn":
+            self._validate_nasfpn_block(where, block)
+            return
         if not _is_int(block.expansion) or block.expansion <= 0:
             _fail(where, "expansion", f"must be a positive integer, got {block.expansion!r}")
         if block.merge not in MERGE_OPS:
@@ -182,12 +265,42 @@ class MnasFPNSpec:
         if block.kernel not in KERNEL_SIZES:
             _fail(where, "kernel", f"{block.kernel!r} is not allowed; choose one of "
                   f"{KERNEL_SIZES}")
+        if self.family == "conn_search" and block.merge != "sum":
+            _fail(where, "merge", f"family 'conn_search' merges by addition only, got "
+                  f"{block.merge!r}; use merge 'sum'")
+        if self.family != "conn_search" and len(block.inputs) != 2:
+            _fail(where, "inputs", f"family {self.family!r} merges exactly 2 inputs, got "
+                  f"{list(block.inputs)}; use family 'conn_search' for 3..{MAX_INPUTS}")
+        if self.family == "no_expand" and block.expansion != self.channels:
+            _fail(where, "expansion", f"family 'no_expand' needs expansion == channels "
+                  f"({self.channels}), got {block.expansion}")
+
+    def _validate_nasfpn_block(self, where: str, block: BlockSpec) -> None:
+        if len(block.inputs) != 2:
+            _fail(where, "inputs", f"family 'nasfpn' merges exactly 2 inputs, got "
+                  f"{list(block.inputs)}")
+        if block.expansion is not None:
+            _fail(where, "expansion", f"family 'nasfpn' has no expansion (got "
+                  f"{block.expansion!r}); omit the field")
+        if block.kernel is not None:
+            _fail(where, "kernel", f"family 'nasfpn' uses a fixed {NASFPN_KERNEL}x"
+                  f"{NASFPN_KERNEL} conv, got {block.kernel!r}; omit the field")
+        if block.merge not in NASFPN_MERGE_OPS:
+            _fail(where, "merge", f"{block.merge!r} is not allowed in family 'nasfpn'; choose "
+                  f"one of {NASFPN_MERGE_OPS}")
 
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "channels": self.channels, "repeats": self.repeats,
-                "min_level": self.min_level, "max_level": self.max_level,
-                "blocks": [b.to_dict() for b in self.blocks]}
+                "min_level": self.min_level, "max_level": self.max_level}
+        # family fields only when not the default, so older JSON stays byte-identical
+        if self.family != "mnasfpn":
+            data["family"] = self.family
+        if not self.sdo and self.family != "nasfpn":
+            data["sdo"] = False
+        if not self.separable:
+            data["separable"] = False
+        data["blocks"] = [b.to_dict() for b in self.blocks]
         return data
 
     def to_json(self) -> str:
@@ -221,6 +334,9 @@ class MnasFPNSpec:
         return dataclasses.replace(self, **changes)
 
 
+CellSpec = MnasFPNSpec  # the family-neutral name
+
+
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Rounds a channel count the way slim/MobileNet do (never below 90% of value)."""
     min_value = min_value or divisor
@@ -233,6 +349,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 def scale_depth(spec: MnasFPNSpec, multiplier: float, name: str | None = None) -> MnasFPNSpec:
     """Applies a depth multiplier to C and every F, as the reference extractor does."""
     blocks: Sequence[BlockSpec] = [
+        b if b.expansion is None else
         dataclasses.replace(b, expansion=make_divisible(b.expansion * multiplier))
         for b in spec.blocks]
     return spec.replace(blocks=tuple(blocks),

@@ -16,6 +16,7 @@ from official.vision.modeling import backbones, decoders, factory, retinanet_mod
 from official.vision.modeling.layers import detection_generator
 
 from mnas_tf.modeling.heads import WeightSharedSeparableHead
+from mnas_tf.modeling.ssdlite import SSDLitePredictor
 
 
 def num_anchors_per_location(model_config) -> int:
@@ -23,8 +24,20 @@ def num_anchors_per_location(model_config) -> int:
 
 
 def build_head(model_config, l2_regularizer=None) -> tf_keras.layers.Layer:
-    """The shared-tower separable predictor configured by `model_config.head`."""
+    """The shared-tower separable predictor configured by `model_config.head`, or SSD's
+    per-map predictor with `head.separate_level_predictors`."""
     head_cfg, norm = model_config.head, model_config.norm_activation
+    if getattr(head_cfg, "separate_level_predictors", False):
+        return SSDLitePredictor(
+            min_level=model_config.min_level, max_level=model_config.max_level,
+            num_classes=model_config.num_classes,
+            num_anchors_per_location=num_anchors_per_location(model_config),
+            use_sync_bn=norm.use_sync_bn,
+            norm_momentum=(head_cfg.norm_momentum if head_cfg.norm_momentum is not None
+                           else norm.norm_momentum),
+            norm_epsilon=(head_cfg.norm_epsilon if head_cfg.norm_epsilon is not None
+                          else norm.norm_epsilon),
+            kernel_regularizer=l2_regularizer, name="head")
     return WeightSharedSeparableHead(
         min_level=model_config.min_level, max_level=model_config.max_level,
         num_classes=model_config.num_classes,
@@ -48,7 +61,8 @@ def build_detector(input_specs: tf_keras.layers.InputSpec, model_config,
     decoder = decoders.factory.build_decoder(
         input_specs=backbone.output_specs, model_config=model_config,
         l2_regularizer=l2_regularizer)
-    if not getattr(model_config.head, "share_box_class_tower", False):
+    if not (getattr(model_config.head, "share_box_class_tower", False)
+            or getattr(model_config.head, "separate_level_predictors", False)):
         return factory.build_retinanet(input_specs, model_config, l2_regularizer,
                                        backbone=backbone, decoder=decoder)
     head = build_head(model_config, l2_regularizer)

@@ -1,4 +1,5 @@
-"""MnasFPN building blocks: SDO resampling, squeeze-excite merge, and the searched block.
+"""Cell building blocks: SDO resampling, squeeze-excite merge, the MnasFPN block (also
+No-Expand, Conn-Search and No-SDO) and the NAS-FPN(-Lite) block.
 
 Every layer stores its constructor arguments and rebuilds from them (`get_config` /
 `from_config`), with initializers and regularizers serialised so the config is JSON.
@@ -86,37 +87,46 @@ class SDOResample(ConfigurableLayer):
 
     Size-Dependent Ordering (paper §3.2): a finer input is max-pooled (3x3, stride
     2^dlevel, SAME) *before* the 1x1 conv + BN; a same-level or coarser input gets the
-    1x1 conv + BN first and is then nearest-neighbour upsampled.
+    1x1 conv + BN first and is then nearest-neighbour upsampled. With `sdo=False` (the
+    paper's No-SDO ablation) the 1x1 conv + BN always runs first, at the input resolution.
     """
 
     def __init__(self, input_level: int, output_level: int, filters: int,
                  norm_momentum: float = 0.99, norm_epsilon: float = 0.01,
                  use_sync_bn: bool = False, kernel_initializer: Any = "he_normal",
-                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, sdo: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self._record(input_level=input_level, output_level=output_level, filters=filters,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                      use_sync_bn=use_sync_bn, kernel_initializer=kernel_initializer,
-                     kernel_regularizer=kernel_regularizer, quantized=quantized)
+                     kernel_regularizer=kernel_regularizer, quantized=quantized, sdo=sdo)
         cfg = self._config_dict
         kit = kit_for(quantized)
         step = output_level - input_level
-        self._pool = (tf_keras.layers.MaxPool2D(3, strides=2 ** step, padding="same",
-                                                name="pool") if step > 0 else None)
+        self._pool_first = sdo and step > 0
+        pool = (tf_keras.layers.MaxPool2D(3, strides=2 ** step, padding="same", name="pool")
+                if step > 0 else None)
+        if self._pool_first:
+            self._pool = pool
         self._conv = kit.conv2d(
             filters=filters, kernel_size=1, use_bias=False,
             kernel_initializer=fresh(cfg["kernel_initializer"]),
             kernel_regularizer=cfg["kernel_regularizer"], name="conv1x1")
         self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn, kit,
                               quantize_output=True)
+        if not self._pool_first:
+            self._pool = pool
         self._upsample = (tf_keras.layers.UpSampling2D(2 ** -step, interpolation="nearest",
                                                        name="upsample")
                           if step < 0 else None)
 
     def call(self, x, training=None):
-        if self._pool is not None:
+        if self._pool_first:
             x = self._pool(x)
         x = self._bn(self._conv(x), training=training)
+        if self._pool is not None and not self._pool_first:
+            x = self._pool(x)
         if self._upsample is not None:
             x = self._upsample(x)
         return x
@@ -172,20 +182,21 @@ class MnasFPNBlock(ConfigurableLayer):
     def __init__(self, input_levels: Sequence[int], level: int, expansion: int, channels: int,
                  merge: str = "sum", kernel: int = 3, norm_momentum: float = 0.99,
                  norm_epsilon: float = 0.01, use_sync_bn: bool = False,
-                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
+                 kernel_regularizer: Any = None, quantized: bool = False, sdo: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self._record(input_levels=[int(v) for v in input_levels], level=level,
                      expansion=expansion, channels=channels, merge=merge, kernel=kernel,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                      use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer,
-                     quantized=quantized)
+                     quantized=quantized, sdo=sdo)
         regularizer = self._config_dict["kernel_regularizer"]
         kit = kit_for(quantized)
         bn_args = dict(norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                        use_sync_bn=use_sync_bn, quantized=quantized)
         self._resamplers = [
             SDOResample(lvl, level, expansion, kernel_regularizer=regularizer,
-                        name=f"input_{i}", **bn_args)
+                        name=f"input_{i}", sdo=sdo, **bn_args)
             for i, lvl in enumerate(self._config_dict["input_levels"])]
         if merge == "se":
             self._se = SqueezeExciteMerge(expansion, kernel_regularizer=regularizer,
@@ -218,4 +229,83 @@ class MnasFPNBlock(ConfigurableLayer):
                 if i < len(self._q_partial):
                     merged = self._q_partial[i](merged)
         merged = self._q_merged(tf.nn.relu6(merged))
+        return self._bn(self._conv(merged), training=training)
+
+
+def nasfpn_resampler(input_level: int, level: int, name: str) -> tf_keras.layers.Layer | None:
+    """NAS-FPN's parameter-free resampling of a C-wide node: max pool with kernel = stride
+    to go down, nearest-neighbour upsampling to go up (None at the same level)."""
+    step = level - input_level
+    if step > 0:
+        return tf_keras.layers.MaxPool2D(2 ** step, strides=2 ** step, padding="same",
+                                         name=name)
+    if step < 0:
+        return tf_keras.layers.UpSampling2D(2 ** -step, interpolation="nearest", name=name)
+    return None
+
+
+@tf_keras.utils.register_keras_serializable(package="mnas_tf")
+class NASFPNBlock(ConfigurableLayer):
+    """One NAS-FPN(-Lite) block: resample 2 inputs, merge, add recycled nodes, ReLU, 3x3
+    conv (separable for Lite) + BN, as Model Garden's NASFPN decoder builds it.
+
+    Inputs are C wide already (the decoder projects the backbone features first), so
+    resampling has no conv. "attention" is NAS-FPN's global attention: the coarser input
+    plus the finer one gated by the sigmoid of the coarser one's spatial max. The inputs
+    after the first two are `recycled` same-level nodes, added unresampled.
+    """
+
+    def __init__(self, input_levels: Sequence[int], level: int, channels: int,
+                 merge: str = "sum", separable: bool = True, norm_momentum: float = 0.99,
+                 norm_epsilon: float = 0.01, use_sync_bn: bool = False,
+                 kernel_regularizer: Any = None, quantized: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self._record(input_levels=[int(v) for v in input_levels], level=level,
+                     channels=channels, merge=merge, separable=separable,
+                     norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                     use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer,
+                     quantized=quantized)
+        if merge not in ("sum", "attention"):
+            raise ValueError(f"merge must be 'sum' or 'attention', got {merge!r}")
+        levels = self._config_dict["input_levels"]
+        if len(levels) < 2:
+            raise ValueError(f"a NAS-FPN block merges 2 inputs (+ recycled), got {levels}")
+        regularizer = self._config_dict["kernel_regularizer"]
+        kit = kit_for(quantized)
+        self._resamplers = [nasfpn_resampler(lvl, level, f"resample_{i}")
+                            for i, lvl in enumerate(levels[:2])]
+        self._q_gate = kit.quantize("gate_quant")
+        self._q_gated = kit.quantize("gated_quant")
+        self._q_partial = [kit.quantize(f"sum_{i}_quant") for i in range(len(levels) - 2)]
+        self._q_merged = kit.quantize("merged_quant")
+        conv_args = dict(filters=channels, kernel_size=3, padding="same", use_bias=False,
+                         name="conv")
+        if separable:
+            self._conv = kit.separable(
+                depthwise_initializer=separable_initializer(),
+                pointwise_initializer=separable_initializer(),
+                depthwise_regularizer=regularizer, pointwise_regularizer=regularizer,
+                **conv_args)
+        else:
+            self._conv = kit.conv2d(kernel_initializer="he_normal",
+                                    kernel_regularizer=regularizer, **conv_args)
+        self._bn = batch_norm("bn", norm_momentum, norm_epsilon, use_sync_bn, kit,
+                              quantize_output=True)
+
+    def call(self, inputs: Sequence[tf.Tensor], training=None):
+        levels = self._config_dict["input_levels"]
+        if len(inputs) != len(levels):
+            raise ValueError(f"block expects {len(levels)} inputs, got {len(inputs)}")
+        a, b = [x if r is None else r(x) for r, x in zip(self._resamplers, inputs[:2])]
+        if self._config_dict["merge"] == "attention":
+            if levels[1] > levels[0]:  # the coarser node gates the finer one
+                a, b = b, a
+            gate = self._q_gate(tf.math.sigmoid(tf.reduce_max(a, axis=[1, 2], keepdims=True)))
+            b = self._q_gated(b * gate)
+        merged = a
+        for i, extra in enumerate([b] + list(inputs[2:])):
+            merged = merged + extra
+            if i < len(self._q_partial):
+                merged = self._q_partial[i](merged)
+        merged = self._q_merged(tf.nn.relu(merged))
         return self._bn(self._conv(merged), training=training)

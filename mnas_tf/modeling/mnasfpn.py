@@ -1,5 +1,8 @@
 """The MnasFPN head as a Model Garden decoder: C6, then `repeats` searched cells.
 
+One decoder for every cell family of the spec (MnasFPN, No-SDO, No-Expand, Conn-Search,
+NAS-FPN(-Lite)); the family only changes the block layer and the cell-wide residuals.
+
 Input: a dict of backbone features keyed by level ('3', '4', '5', ...). Output: a dict
 '3'..'6' of C-channel features, the contract Model Garden's RetinaNet head expects.
 """
@@ -15,7 +18,7 @@ from official.vision.modeling.decoders import factory as decoder_factory
 from mnas_tf.arch import MnasFPNSpec, load_architecture
 from mnas_tf.modeling.kit import kit_for
 from mnas_tf.modeling.layers import (ConfigDictModel, ConfigurableLayer, MnasFPNBlock,
-                                     SDOResample)
+                                     NASFPNBlock, SDOResample, nasfpn_resampler)
 
 
 def as_spec(architecture: Any) -> MnasFPNSpec:
@@ -44,20 +47,26 @@ class MnasFPNCell(ConfigurableLayer):
                      norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
                      kernel_regularizer=kernel_regularizer, quantized=quantized)
         self._used = spec.used_blocks()
+        common = dict(norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                      use_sync_bn=use_sync_bn, quantized=quantized,
+                      kernel_regularizer=self._config_dict["kernel_regularizer"])
         # string keys: checkpoints and SavedModels cannot track int-keyed dicts
-        self._blocks = {
-            f"block_{i}": MnasFPNBlock(
-                input_levels=[spec.node_level(n) for n in spec.blocks[i].inputs],
-                level=spec.blocks[i].level, expansion=spec.blocks[i].expansion,
-                channels=spec.channels, merge=spec.blocks[i].merge,
-                kernel=spec.blocks[i].kernel, norm_momentum=norm_momentum,
-                norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
-                kernel_regularizer=self._config_dict["kernel_regularizer"], quantized=quantized,
-                name=f"block_{i}")
-            for i in self._used}
+        self._blocks = {f"block_{i}": self._make_block(spec, i, common) for i in self._used}
         kit = kit_for(quantized)
         self._q_residual = {str(level): kit.quantize(f"residual_{level}_quant")
                             for level in spec.levels}
+
+    @staticmethod
+    def _make_block(spec: MnasFPNSpec, i: int, common: dict) -> ConfigurableLayer:
+        block = spec.blocks[i]
+        levels = [spec.node_level(n) for n in spec.block_sources(i)]
+        if spec.family == "nasfpn":
+            return NASFPNBlock(input_levels=levels, level=block.level, channels=spec.channels,
+                               merge=block.merge, separable=spec.separable, name=f"block_{i}",
+                               **common)
+        return MnasFPNBlock(input_levels=levels, level=block.level, expansion=block.expansion,
+                            channels=spec.channels, merge=block.merge, kernel=block.kernel,
+                            sdo=spec.sdo, name=f"block_{i}", **common)
 
     @property
     def spec(self) -> MnasFPNSpec:
@@ -78,14 +87,14 @@ class MnasFPNCell(ConfigurableLayer):
                              f"{spec.min_level}..{spec.max_level}), got {len(inputs)}")
         nodes: dict[int, tf.Tensor] = dict(enumerate(inputs))
         for i in self._used:
-            block = spec.blocks[i]
             nodes[spec.num_levels + i] = self.block(i)(
-                [nodes[n] for n in block.inputs], training=training)
+                [nodes[n] for n in spec.block_sources(i)], training=training)
         outputs = []
         for level, node in sorted(spec.output_nodes().items()):
             out = nodes[node]
             residual = inputs[level - spec.min_level]
-            if residual.shape[1:].as_list() == out.shape[1:].as_list():
+            if spec.cell_residuals and \
+                    residual.shape[1:].as_list() == out.shape[1:].as_list():
                 out = self._q_residual[str(level)](out + residual)
             outputs.append(out)
         return outputs
@@ -96,7 +105,10 @@ class MnasFPN(ConfigDictModel, tf_keras.Model):
     """MnasFPN decoder: extra coarse levels by pool + 1x1 + BN, then the cells.
 
     Levels the backbone lacks (C6 for MobileNetV2) are made from the level below by a 3x3
-    stride-2 max pool and a 1x1 conv + BN to C with no weight decay, as in the reference.
+    stride-2 max pool and a 1x1 conv + BN to C with no weight decay, as in the reference
+    (conv first for `sdo: false`). A NAS-FPN family head instead projects every backbone
+    level whose width is not C by a 1x1 conv + BN and makes the extra levels by a 2x2
+    stride-2 max pool of the level below, as Model Garden's NASFPN does.
     """
 
     def __init__(self, input_specs: Mapping[str, Any], architecture: Any = "mnasfpn",
@@ -127,9 +139,16 @@ class MnasFPN(ConfigDictModel, tf_keras.Model):
         inputs = {k: tf_keras.Input(shape=v[1:], name=f"level_{k}")
                   for k, v in input_specs.items() if int(k) in range(spec.min_level, top + 1)}
         feats = [inputs[str(l)] for l in range(spec.min_level, top + 1)]
+        if spec.family == "nasfpn":
+            feats = [f if f.shape[-1] == spec.channels else
+                     SDOResample(l, l, spec.channels, name=f"input_level_{l}", **bn_args)(f)
+                     for l, f in zip(range(spec.min_level, top + 1), feats)]
         for level in range(top + 1, spec.max_level + 1):
-            feats.append(SDOResample(level - 1, level, spec.channels, name=f"extra_level_{level}",
-                                     **bn_args)(feats[-1]))
+            if spec.family == "nasfpn":
+                feats.append(nasfpn_resampler(level - 1, level, f"extra_level_{level}")(feats[-1]))
+            else:
+                feats.append(SDOResample(level - 1, level, spec.channels, sdo=spec.sdo,
+                                         name=f"extra_level_{level}", **bn_args)(feats[-1]))
         for r in range(spec.repeats):
             feats = MnasFPNCell(spec, kernel_regularizer=kernel_regularizer, name=f"cell_{r}",
                                 **bn_args)(feats)
