@@ -55,10 +55,17 @@ class MSNASSpace:
         return EncoderSpec(tuple(strides), self.channels)
 
     def sample(self, rng: np.random.Generator) -> MSNASSpec:
-        """A uniform valid encoder, then a uniform valid utilization for it."""
-        encoder = self.sample_encoder(rng)
-        options = valid_utilizations(encoder.block_strides())
-        return MSNASSpec(encoder, UtilizationSpec(options[int(rng.integers(len(options)))]))
+        """A uniform valid encoder, then a uniform valid utilization for it.
+
+        Only the all-normal encoder (everything at stride 4) has no valid utilization;
+        it is redrawn.
+        """
+        while True:
+            encoder = self.sample_encoder(rng)
+            options = valid_utilizations(encoder.block_strides())
+            if options:
+                return MSNASSpec(encoder,
+                                 UtilizationSpec(options[int(rng.integers(len(options)))]))
 
     # ---------------------------------------------------------------- variation
     def mutate_encoder(self, spec: MSNASSpec, rng: np.random.Generator,

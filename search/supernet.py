@@ -17,7 +17,9 @@ the shared weights back.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 import time
 from typing import Any, Optional, Sequence
@@ -264,6 +266,7 @@ class SuperNetTrainer:
                                     autograph=False, reduce_retracing=True)
         self._generator = self._detection_generator()
         self.finetune_batches: list = []
+        self.initial_state = self.snapshot()  # stand-alone training starts here
 
     def _detection_generator(self):
         from official.vision.modeling.layers import detection_generator
@@ -319,7 +322,8 @@ class SuperNetTrainer:
                     "image_info": labels["image_info"]}
             state = task.aggregate_logs(state, {task.coco_metric.name:
                                                 (labels["groundtruths"], coco)})
-        logs = task.reduce_aggregated_logs(state)
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
+            logs = task.reduce_aggregated_logs(state)
         return {k: float(v) for k, v in logs.items()
                 if k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
 
