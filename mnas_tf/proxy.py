@@ -81,7 +81,8 @@ class ProxyResult:
 class ProxyEngine:
     """Shared state of many proxy runs in one process (data, evaluator, config)."""
 
-    def __init__(self, config: ProxyConfig = ProxyConfig()):
+    def __init__(self, config: ProxyConfig = ProxyConfig(), build_train_inputs=None):
+        """`build_train_inputs(task, data_config)`: a dataset in place of the task's own."""
         config.validate()
         start = time.perf_counter()
         from official.core import task_factory
@@ -104,7 +105,8 @@ class ProxyEngine:
         self.params = resolve_data_paths(load_experiment(config.experiment, overrides),
                                          progress=False)
         self.task = task_factory.get_task(self.params.task)
-        self._train_iterator = iter(self.task.build_inputs(self.params.task.train_data))
+        build = build_train_inputs or (lambda task, data: task.build_inputs(data))
+        self._train_iterator = iter(build(self.task, self.params.task.train_data))
         val = self.task.build_inputs(self.params.task.validation_data)
         if config.max_eval_batches:
             val = val.take(config.max_eval_batches)

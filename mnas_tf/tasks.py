@@ -30,6 +30,19 @@ class DetectionTask(retinanet.RetinaNetTask):
     detector, whose weights come from `quantization.pretrained_original_checkpoint`.
     """
 
+    def build_inputs(self, params, input_context=None):
+        """Model Garden's inputs; MSNAS detectors label against their group anchors."""
+        model = self.task_config.model
+        if model.backbone.type != "msnas":
+            return super().build_inputs(params, input_context)
+        from mnas_tf.arch.msnas import load_msnas
+        from mnas_tf.modeling import msnas
+        anchors = msnas.GroupAnchorGenerator.from_config(
+            load_msnas(model.backbone.msnas.architecture).feature_strides, model)
+        parser = msnas.GroupAnchorParser(anchors, **msnas.parser_kwargs(self.task_config,
+                                                                        params))
+        return msnas.build_detection_inputs(self.task_config, params, parser, input_context)
+
     def build_model(self) -> tf_keras.Model:
         input_specs = tf_keras.layers.InputSpec(shape=[None] + self.task_config.model.input_size)
         l2 = self.task_config.losses.l2_weight_decay

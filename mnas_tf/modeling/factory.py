@@ -61,6 +61,11 @@ def build_detector(input_specs: tf_keras.layers.InputSpec, model_config,
     decoder = decoders.factory.build_decoder(
         input_specs=backbone.output_specs, model_config=model_config,
         l2_regularizer=l2_regularizer)
+    if model_config.backbone.type == "msnas":
+        from mnas_tf.modeling.msnas import as_msnas_detector
+        return as_msnas_detector(factory.build_retinanet(
+            input_specs, model_config, l2_regularizer, backbone=backbone, decoder=decoder),
+            model_config)
     if not (getattr(model_config.head, "share_box_class_tower", False)
             or getattr(model_config.head, "separate_level_predictors", False)):
         return factory.build_retinanet(input_specs, model_config, l2_regularizer,

@@ -1,0 +1,362 @@
+"""The MSNAS weight-sharing super-net: every path of the stride space in ONE compiled step.
+
+A path is passed as int tensors (`PathTensors`): each block's choice (0 up, 1 normal,
+2 down), each block's lateral source (-1: none), the block each head reads and the
+index of each head's stride. Blocks, laterals and head inputs are picked with
+`tf.switch_case`, so shapes are dynamic and one trace serves every path; only the taken
+branch runs. Untaken branches get zero gradients; with a momentum optimizer they still
+drift by their momentum (the SPOS caveat, reference §2.1).
+
+Anchors depend on the path, so labels cannot come from the input pipeline: the parser
+passes the augmented ground truth through (`DeferredLabeler`) and the step labels the
+path's anchors with Model Garden's matcher, then uses the task's own focal/Huber losses.
+Scoring a path (`SuperNetTrainer.score`) fine-tunes it briefly (which also re-estimates
+its BN statistics), runs Model Garden's detection generator and COCO evaluator, and puts
+the shared weights back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import math
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from official.vision.dataloaders import retinanet_input
+from official.vision.modeling.heads import dense_prediction_heads
+from official.vision.ops import anchor as mg_anchor
+from official.vision.utils.object_detection import box_list
+
+from mnas_tf.arch.msnas import FEATURE_STRIDES, NUM_GROUPS, STRIDE_CHOICES, MSNASSpec
+from mnas_tf.modeling import msnas as layers
+
+
+@dataclasses.dataclass(frozen=True)
+class PathTensors:
+    """A path as the int arrays the compiled step takes."""
+
+    choices: np.ndarray
+    lateral_sources: np.ndarray
+    head_blocks: np.ndarray
+    head_strides: np.ndarray
+
+    @classmethod
+    def of(cls, spec: MSNASSpec) -> "PathTensors":
+        enc = spec.encoder
+        return cls(
+            choices=np.array([STRIDE_CHOICES.index(s) for s in enc.strides], np.int32),
+            lateral_sources=np.array([-1 if r is None else r for r in enc.lateral_sources()],
+                                     np.int32),
+            head_blocks=np.array(spec.head_blocks(), np.int32),
+            head_strides=np.array([FEATURE_STRIDES.index(s) for s in spec.feature_strides],
+                                  np.int32))
+
+    def as_tuple(self):
+        return (tf.constant(self.choices), tf.constant(self.lateral_sources),
+                tf.constant(self.head_blocks), tf.constant(self.head_strides))
+
+
+def path_signature(num_blocks: int):
+    vec = lambda n: tf.TensorSpec([n], tf.int32)  # noqa: E731
+    return (vec(num_blocks), vec(num_blocks), vec(NUM_GROUPS), vec(NUM_GROUPS))
+
+
+class SuperNet(tf_keras.Model):
+    """Stem, 3 choices x N blocks, N lateral convs, and a RetinaNetHead for the 5 groups."""
+
+    def __init__(self, num_blocks: int, channels: int, model_config,
+                 l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None, **kwargs):
+        super().__init__(**kwargs)
+        norm = model_config.norm_activation
+        args = dict(norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon,
+                    kernel_regularizer=l2_regularizer)
+        self.num_blocks, self.channels = num_blocks, channels
+        self.stem = layers.Stem(channels, name="stem", **args)
+        self.choice_blocks = [[layers.StrideBlock(channels, s, name=layers.block_name(i, s),
+                                                  **args) for s in STRIDE_CHOICES]
+                              for i in range(num_blocks)]
+        # the last block never feeds a lateral: nothing comes after it
+        self.laterals = [layers.LateralConv(channels, name=f"lateral_{k}", **args)
+                         for k in range(num_blocks - 1)]
+        head = model_config.head
+        self.head = dense_prediction_heads.RetinaNetHead(
+            min_level=model_config.min_level, max_level=model_config.max_level,
+            num_classes=model_config.num_classes,
+            num_anchors_per_location=(len(model_config.anchor.aspect_ratios)
+                                      * model_config.anchor.num_scales),
+            num_convs=head.num_convs, num_filters=head.num_filters,
+            use_separable_conv=head.use_separable_conv, activation=norm.activation,
+            norm_momentum=head.norm_momentum or norm.norm_momentum,
+            norm_epsilon=head.norm_epsilon or norm.norm_epsilon,
+            kernel_regularizer=l2_regularizer, name="head")
+
+    def build_all(self, image_size: Sequence[int]) -> None:
+        """Creates every branch's weights eagerly (variables cannot be born in a branch)."""
+        x = self.stem(tf.zeros([1, *image_size, 3]), training=False)
+        for i, blocks in enumerate(self.choice_blocks):
+            for b in blocks:
+                b(x, training=False)
+            if i < len(self.laterals):
+                self.laterals[i](x, training=False)
+        self.head({k: x for k in layers.GROUP_KEYS}, training=False)
+
+    def call(self, images, path, training=None):
+        choices, lateral_sources, head_blocks, _ = path
+        x = self.stem(images, training=training)
+        outputs = []
+        for i, blocks in enumerate(self.choice_blocks):
+            x = tf.switch_case(choices[i], [
+                (lambda b=b, x=x: b(x, training=training)) for b in blocks])
+            if i > 0:
+                zero = lambda x=x: tf.zeros_like(x)  # noqa: E731
+                x = x + tf.switch_case(lateral_sources[i] + 1, [zero] + [
+                    (lambda k=k: self.laterals[k](outputs[k], training=training))
+                    for k in range(i)])
+            outputs.append(x)
+        features = {key: tf.switch_case(head_blocks[g], [(lambda j=j: outputs[j])
+                                                         for j in range(self.num_blocks)])
+                    for g, key in enumerate(layers.GROUP_KEYS)}
+        return self.head(features, training=training)
+
+
+# ------------------------------------------------------------------------ labels
+class DeferredLabeler:
+    """Stands in for AnchorLabeler in Model Garden's parser: passes the augmented ground
+    truth through (padded to `max_instances`) for the step to label per path."""
+
+    def __init__(self, max_instances: int):
+        self._max = max_instances
+
+    def label_anchors(self, anchor_boxes, gt_boxes, gt_labels, gt_attributes=None):
+        del anchor_boxes, gt_attributes
+        n = tf.minimum(tf.shape(gt_boxes)[0], self._max)
+        pad = self._max - n
+        boxes = tf.pad(gt_boxes[:n], [[0, pad], [0, 0]])
+        classes = tf.pad(tf.cast(gt_labels[:n, 0], tf.int32), [[0, pad]], constant_values=-1)
+        valid = tf.cast(tf.range(self._max) < n, tf.float32)
+        return {"gt_classes": classes}, {"gt_boxes": boxes}, {}, valid, valid
+
+
+class DeferredLabelParser(retinanet_input.Parser):
+    """Model Garden's parser (augmentation included) with anchor labelling deferred."""
+
+    def _parse_train_data(self, data, anchor_labeler=None, input_anchor=None):
+        return super()._parse_train_data(
+            data, DeferredLabeler(self._max_num_instances),
+            lambda image_size: {"none": tf.zeros([0, 4])})
+
+
+def label_flat_anchors(labeler: mg_anchor.AnchorLabeler, anchors, gt_boxes, gt_classes,
+                       valid):
+    """AnchorLabeler.label_anchors on one image's flat [N, 4] anchors (no unpacking).
+
+    Model Garden's matching and encoding; the gather is redone because TargetGather
+    needs a static anchor count for images without ground truth, and the final
+    per-level unpack (static feature sizes) is left out.
+    """
+    n = tf.cast(tf.reduce_sum(valid), tf.int32)
+    gt_boxes, gt_labels = gt_boxes[:n], gt_classes[:n]
+    similarity = labeler.similarity_calc(anchors, gt_boxes)
+    match_indices, match_indicators = labeler.matcher(similarity)
+    negative = tf.less_equal(match_indicators, 0)
+
+    def gather(values, masked, fill):
+        picked = tf.cond(n > 0, lambda: tf.gather(values, tf.maximum(match_indices, 0)),
+                         lambda: tf.fill(tf.concat([tf.shape(match_indices),
+                                                    tf.shape(values)[1:]], 0),
+                                         tf.cast(fill, values.dtype)))
+        shape = tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0)
+        return tf.where(tf.reshape(masked, shape), tf.cast(fill, values.dtype), picked)
+
+    cls_targets = gather(gt_labels, negative, -1)
+    box_targets = gather(gt_boxes, negative, 0.0)
+    weights = tf.ones([n], tf.float32)
+    box_weights = gather(weights, negative, 0.0)
+    cls_weights = tf.where(tf.equal(match_indicators, -2), 0.0, 1.0)
+    box_targets = labeler.box_coder.encode(box_list.BoxList(box_targets),
+                                           box_list.BoxList(anchors))
+    return cls_targets, box_targets, cls_weights, box_weights
+
+
+class PathAnchors:
+    """Every group's anchors at every feature stride, picked per path inside the graph."""
+
+    def __init__(self, model_config, image_size: Sequence[int]):
+        self._table = [[tf.reshape(layers.group_anchor_boxes(
+            s, int(key), model_config.anchor.num_scales, model_config.anchor.aspect_ratios,
+            model_config.anchor.anchor_size, image_size), [-1, 4]) for s in FEATURE_STRIDES]
+            for key in layers.GROUP_KEYS]
+        self._sizes = [[math.ceil(image_size[0] / s), math.ceil(image_size[1] / s)]
+                       for s in FEATURE_STRIDES]
+
+    def flat(self, head_strides) -> list:
+        """[N_g, 4] per group."""
+        return [tf.switch_case(head_strides[g], [(lambda t=t: t) for t in self._table[g]])
+                for g in range(NUM_GROUPS)]
+
+    def per_group(self, head_strides) -> dict:
+        """Static-shaped {key: [H, W, A*4]} for a path given as Python ints (inference)."""
+        return {key: tf.reshape(self._table[g][s], [*self._sizes[s], -1])
+                for g, (key, s) in enumerate(zip(layers.GROUP_KEYS, head_strides))}
+
+
+def flatten_outputs(outputs: dict, last_dim: int):
+    return tf.concat([tf.reshape(outputs[k], [tf.shape(outputs[k])[0], -1, last_dim])
+                      for k in layers.GROUP_KEYS], axis=1)
+
+
+def make_path_step(task, model: SuperNet, optimizer, anchors: PathAnchors):
+    """The compiled train step: (images, deferred labels, path) -> loss; traced once."""
+    cfg = task.task_config
+    p = cfg.train_data.parser
+    labeler = mg_anchor.AnchorLabeler(p.match_threshold, p.unmatched_threshold,
+                                      cfg.model.detection_generator.box_coder_weights)
+    num_classes = cfg.model.num_classes
+
+    def step(images, labels, path):
+        flat = tf.concat(anchors.flat(path[3]), axis=0)
+        cls_t, box_t, cls_w, box_w = tf.map_fn(
+            lambda a: label_flat_anchors(labeler, flat, *a),
+            (labels["box_targets"]["gt_boxes"], labels["cls_targets"]["gt_classes"],
+             labels["cls_weights"]),
+            fn_output_signature=(tf.int32, tf.float32, tf.float32, tf.float32))
+        with tf.GradientTape() as tape:
+            cls_out, box_out, _ = model(images, path, training=True)
+            outputs = {"cls_outputs": {"all": flatten_outputs(cls_out, num_classes)},
+                       "box_outputs": {"all": flatten_outputs(box_out, 4)}}
+            loss, _, _, _ = task.build_losses(
+                outputs, {"cls_targets": {"all": cls_t}, "box_targets": {"all": box_t},
+                          "cls_weights": cls_w, "box_weights": box_w}, model.losses)
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return tf.function(step, autograph=False, reduce_retracing=True)
+
+
+# ------------------------------------------------------------------------ trainer
+class SuperNetTrainer:
+    """Owns a super-net, its optimizer, its compiled steps and its scoring."""
+
+    def __init__(self, engine, num_blocks: int, channels: int, learning_rate: float,
+                 finetune_learning_rate: float, seed: int = 0):
+        from mnas_tf.proxy import create_optimizer_slots
+        tf_keras.utils.set_random_seed(seed)
+        self.engine = engine
+        self.task = engine.task
+        cfg = self.task.task_config
+        self.image_size = tuple(cfg.model.input_size[:2])
+        self.learning_rate = learning_rate
+        self.finetune_learning_rate = finetune_learning_rate
+        l2 = cfg.losses.l2_weight_decay
+        self.model = SuperNet(num_blocks, channels, cfg.model,
+                              tf_keras.regularizers.l2(l2 / 2.0) if l2 else None)
+        self.model.build_all(self.image_size)
+        self.anchors = PathAnchors(cfg.model, self.image_size)
+        self.optimizer = tf_keras.optimizers.Adam(learning_rate, global_clipnorm=10.0)
+        create_optimizer_slots(self.optimizer, self.model.trainable_variables)
+        self.train_step = make_path_step(self.task, self.model, self.optimizer, self.anchors)
+        self._predict = tf.function(lambda images, path: self.model(images, path,
+                                                                    training=False),
+                                    autograph=False, reduce_retracing=True)
+        self._generator = self._detection_generator()
+        self.finetune_batches: list = []
+        self.initial_state = self.snapshot()  # stand-alone training starts here
+
+    def _detection_generator(self):
+        from official.vision.modeling.layers import detection_generator
+        gen = self.task.task_config.model.detection_generator
+        return detection_generator.MultilevelDetectionGenerator(
+            apply_nms=gen.apply_nms, pre_nms_top_k=gen.pre_nms_top_k,
+            pre_nms_score_threshold=gen.pre_nms_score_threshold,
+            nms_iou_threshold=gen.nms_iou_threshold, max_num_detections=gen.max_num_detections,
+            nms_version=gen.nms_version, use_cpu_nms=gen.use_cpu_nms,
+            box_coder_weights=gen.box_coder_weights)
+
+    def step(self, spec: MSNASSpec, batch) -> float:
+        """One training step of the path (the same compiled function for every path)."""
+        images, labels = batch
+        return float(self.train_step(images, labels, PathTensors.of(spec).as_tuple()))
+
+    def trace_count(self) -> int:
+        return self.train_step.experimental_get_tracing_count()
+
+    # -------------------------------------------------------------- scoring
+    def _state(self) -> list:
+        return list(self.model.variables) + list(self.optimizer.variables())
+
+    def snapshot(self) -> list:
+        """The shared weights and optimizer state, to put back after a fine-tune."""
+        return [v.numpy() for v in self._state()]
+
+    def restore(self, values: list) -> None:
+        for v, value in zip(self._state(), values):
+            v.assign(value)
+
+    def evaluate(self, spec: MSNASSpec) -> dict:
+        """COCO metrics of the path on the engine's validation batches."""
+        task = self.task
+        path = PathTensors.of(spec)
+        anchors = self.anchors.per_group([int(s) for s in path.head_strides])
+        state = None
+        for images, labels in self.engine._val_batches:  # pylint: disable=protected-access
+            scores, boxes, _ = self._predict(images, path.as_tuple())
+            batch = tf.shape(images)[0]
+            raw_boxes = {k: tf.reshape(boxes[k], [batch, *anchors[k].shape[:2], -1])
+                         for k in anchors}
+            raw_scores = {k: tf.reshape(scores[k], [batch, *anchors[k].shape[:2], -1])
+                          for k in anchors}
+            batch_anchors = {k: tf.tile(v[None], [batch, 1, 1, 1]) for k, v in anchors.items()}
+            out = self._generator(raw_boxes, raw_scores, batch_anchors,
+                                  labels["image_info"][:, 1, :])
+            coco = {"detection_boxes": out["detection_boxes"],
+                    "detection_scores": out["detection_scores"],
+                    "detection_classes": out["detection_classes"],
+                    "num_detections": out["num_detections"],
+                    "source_id": labels["groundtruths"]["source_id"],
+                    "image_info": labels["image_info"]}
+            state = task.aggregate_logs(state, {task.coco_metric.name:
+                                                (labels["groundtruths"], coco)})
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
+            logs = task.reduce_aggregated_logs(state)
+        return {k: float(v) for k, v in logs.items()
+                if k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+
+    def score(self, spec: MSNASSpec, finetune_steps: int) -> tuple[dict, dict]:
+        """(metrics, timings) of a path after `finetune_steps` steps at the fine-tune LR.
+
+        The fine-tune runs the same compiled step on the fixed `finetune_batches` (every
+        candidate sees the same data), in training mode, so BN statistics move to the
+        path's own; the shared weights and optimizer state are restored afterwards.
+        """
+        timings = {}
+        t0 = time.perf_counter()
+        saved = self.snapshot() if finetune_steps else None
+        try:
+            if finetune_steps:
+                self.optimizer.learning_rate.assign(self.finetune_learning_rate)
+                for i in range(finetune_steps):
+                    self.step(spec, self.finetune_batches[i % len(self.finetune_batches)])
+            timings["finetune_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            metrics = self.evaluate(spec)
+            timings["eval_s"] = time.perf_counter() - t1
+        finally:
+            if saved is not None:
+                self.restore(saved)
+                self.optimizer.learning_rate.assign(self.learning_rate)
+        return metrics, timings
+
+    def checkpoint(self, step: tf.Variable) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=step)
+
+
+def deferred_train_inputs(task, data_params):
+    """Training inputs with labelling left to the step (for `ProxyEngine`)."""
+    parser = DeferredLabelParser(**layers.parser_kwargs(task.task_config, data_params))
+    return layers.build_detection_inputs(task.task_config, data_params, parser)
