@@ -4,8 +4,14 @@ Mirrors what the converter emits for `build_raw_detector` (BN folded into convs,
 fused into the add before a block's separable conv, SAME max pools shared by blocks that
 pool the same node by the same stride) and the *connectivity* of the cell: blocks no
 output reaches emit nothing, and a cell-wide residual emits an ADD only where the cell
-input and output shapes match. `tests/latency/test_ops.py` checks the enumeration against
+input and output shapes match. `tests/latency/test_lut.py` checks the enumeration against
 converted flatbuffers. The backbone is one fixed subgraph per (backbone, input size).
+
+Every cell family is covered: No-Expand and Conn-Search are MnasFPN blocks; with
+`sdo: false` each input's 1x1 runs at the input resolution and its pool is its own
+("block_nosdo" units); NAS-FPN heads project the backbone levels, pool/upsample nodes
+without convs (the converter emits one op per distinct node and target level, and one
+REDUCE_MAX + LOGISTIC per distinct gate), and have no cell-wide residuals.
 """
 
 from __future__ import annotations
@@ -90,14 +96,20 @@ def _add(h, w, c, activation="NONE", dtype="float32") -> OpKey:
 
 def block_ops(inputs: tuple[tuple[int, int], ...], level: int, expansion: int, channels: int,
               kernel: int, merge: str, sizes: Mapping[int, tuple[int, int]],
-              dtype: str = "float32") -> tuple[list[OpKey], list[tuple[int, int]]]:
+              dtype: str = "float32", sdo: bool = True
+              ) -> tuple[list[OpKey], list[tuple[int, int]]]:
     """Ops of one block given its inputs as (level, channels); also returns the (node
-    level, stride) pools it needs, which the cell emits once per distinct pair."""
+    level, stride) pools it needs, which the cell emits once per distinct pair (with
+    `sdo=False` every pool follows its own 1x1 and is part of the block's ops)."""
     ops, pools = [], []
     h, w = sizes[level]
     for in_level, in_channels in inputs:
         step = level - in_level
-        if step > 0:
+        if step > 0 and not sdo:
+            ih, iw = sizes[in_level]
+            ops += [_conv1x1(ih, iw, in_channels, expansion, dtype=dtype),
+                    _pool(in_level, expansion, step, sizes, dtype)]
+        elif step > 0:
             pools.append((in_level, in_channels, step))
             ops.append(_conv1x1(h, w, in_channels, expansion, dtype=dtype))
         elif step == 0:
@@ -126,55 +138,152 @@ def block_ops(inputs: tuple[tuple[int, int], ...], level: int, expansion: int, c
     return ops, pools
 
 
-def _pool(in_level: int, channels: int, step: int, sizes, dtype) -> OpKey:
+def _pool(in_level: int, channels: int, step: int, sizes, dtype, kernel: int = 3) -> OpKey:
     ih, iw = sizes[in_level]
     oh, ow = sizes[in_level + step]
-    return OpKey("MAX_POOL_2D", ((1, ih, iw, channels),), (1, oh, ow, channels), (3, 3),
-                 2 ** step, "SAME", "NONE", dtype)
+    return OpKey("MAX_POOL_2D", ((1, ih, iw, channels),), (1, oh, ow, channels),
+                 (kernel, kernel), 2 ** step, "SAME", "NONE", dtype)
+
+
+def _nasfpn_resample(in_level: int, level: int, channels: int, sizes, dtype) -> OpKey:
+    """NAS-FPN's conv-free resampling: max pool with kernel = stride, or nearest upsampling."""
+    step = level - in_level
+    if step > 0:
+        return _pool(in_level, channels, step, sizes, dtype, kernel=2 ** step)
+    ih, iw = sizes[in_level]
+    factor = 2 ** -step
+    return OpKey("RESIZE_NEAREST_NEIGHBOR", ((1, ih, iw, channels),),
+                 (1, ih * factor, iw * factor, channels), dtype=dtype)
+
+
+def nasfpn_block_ops(level: int, channels: int, merge: str, recycled: int, separable: bool,
+                     sizes, dtype: str = "float32") -> list[OpKey]:
+    """A NAS-FPN block after resampling: gated MUL (attention), the adds (ReLU fused into
+    the last), then the 3x3 conv (depthwise + 1x1 when separable)."""
+    h, w = sizes[level]
+    ops = []
+    if merge == "attention":
+        ops.append(OpKey("MUL", ((1, h, w, channels), (1, 1, 1, channels)),
+                         (1, h, w, channels), dtype=dtype))
+    adds = 1 + recycled
+    ops += [_add(h, w, channels, "RELU" if i == adds - 1 else "NONE", dtype)
+            for i in range(adds)]
+    if separable:
+        return ops + [_depthwise(h, w, channels, 3, dtype),
+                      _conv1x1(h, w, channels, channels, dtype=dtype)]
+    return ops + [OpKey("CONV_2D", ((1, h, w, channels),), (1, h, w, channels), (3, 3), 1,
+                        "SAME", "NONE", dtype)]
+
+
+def _gate_ops(level: int, channels: int, sizes, dtype) -> list[OpKey]:
+    """Global attention's gate; the max over a 1x1 map is the identity and is dropped."""
+    h, w = sizes[level]
+    gate = [OpKey("LOGISTIC", ((1, 1, 1, channels),), (1, 1, 1, channels), dtype=dtype)]
+    if (h, w) == (1, 1):
+        return gate
+    return [OpKey("REDUCE_MAX", ((1, h, w, channels),), (1, 1, 1, channels), dtype=dtype)] + gate
 
 
 def head_cells(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple[list[tuple], int]]:
     """The decoder as hashable units, grouped: [(units, times)], in order: extra levels,
-    the first cell (its inputs carry backbone widths), then the later cells (all alike).
+    then the cells, consecutive identical cells as one group (typically the first cell,
+    whose inputs carry backbone widths, then the later cells, all alike).
     A unit's ops depend only on the unit and the level sizes, so a predictor can price
     each unit once and cache it. Per cell: its used blocks, the pools they share and the
-    residual adds that fire."""
+    residual adds that fire.
+
+    Pools and NAS-FPN resamples/gates are emitted once per distinct *tensor* over the
+    whole head, as the converter's common-subexpression elimination does: a cell input
+    that is the previous cell's block output (no residual added) or the tensor an extra
+    level pooled is the same tensor, so pooling it again the same way costs nothing."""
     backbone = shape.backbone_channels()
     extra: list[tuple] = []
     channels = {}
+    seen: set = set()  # resampled tensors already emitted, by (tensor identity, how)
     top = max(l for l in backbone if l <= spec.max_level)
+    nasfpn = spec.family == "nasfpn"
     for level in range(spec.min_level, spec.max_level + 1):
         if level <= top:
             channels[level] = backbone[level]
-        else:
-            extra.append(("extra", level, channels[level - 1], spec.channels))
+            if nasfpn and backbone[level] != spec.channels:
+                extra.append(("project", level, backbone[level], spec.channels))
+                channels[level] = spec.channels
+        elif nasfpn:
+            extra.append(("nas_resample", level - 1, level, spec.channels))
+            seen.add((("in", level - 1), ("resample", level)))
             channels[level] = spec.channels
-    node_levels = list(spec.levels) + [b.level for b in spec.blocks]
-    used, outputs = spec.used_blocks(), spec.output_nodes()
-    first = _cell_units(spec, channels, node_levels, used, outputs)
-    groups = [(extra, 1), (first, 1)]
-    if spec.repeats > 1:
-        steady = {l: spec.channels for l in spec.levels}
-        groups.append((_cell_units(spec, steady, node_levels, used, outputs), spec.repeats - 1))
+        else:
+            extra.append(("extra" if spec.sdo else "extra_nosdo", level, channels[level - 1],
+                          spec.channels))
+            if spec.sdo:
+                seen.add((("in", level - 1), ("pool", 1)))
+            channels[level] = spec.channels
+    groups = [(extra, 1)]
+    identities = [("in", l) for l in spec.levels]
+    for cell in range(spec.repeats):
+        units, identities = _cell_units(spec, cell, channels, identities, seen)
+        if len(groups) > 1 and groups[-1][0] == units:
+            groups[-1] = (units, groups[-1][1] + 1)
+        else:
+            groups.append((units, 1))
+        channels = {l: spec.channels for l in spec.levels}
     return groups
 
 
-def _cell_units(spec, channels, node_levels, used, outputs) -> list[tuple]:
-    width = spec.channels
+def _cell_units(spec, cell, channels, identities, seen) -> tuple[list[tuple], list]:
+    """Units of cell `cell` whose inputs are the tensors `identities`; also returns the
+    identities of its outputs (the next cell's inputs)."""
+    num_levels, width = spec.num_levels, spec.channels
+    node_levels = list(spec.levels) + [b.level for b in spec.blocks]
+    outputs = spec.output_nodes()
+
+    def identity(n):
+        return identities[n] if n < num_levels else ("node", cell, n)
+
+    def once(unit, key, units):
+        if key not in seen:
+            seen.add(key)
+            units.append(unit)
+    if spec.family == "nasfpn":
+        return (_nasfpn_cell_units(spec, node_levels, identity, once),
+                [identity(outputs[l]) for l in spec.levels])
     input_channels = [channels[l] for l in spec.levels]
-    units, pools = [], set()
-    for i in used:
+    units, pools = [], []
+    for i in spec.used_blocks():
         block = spec.blocks[i]
-        inputs = tuple((node_levels[n], input_channels[n] if n < len(input_channels) else width)
+        inputs = tuple((node_levels[n], input_channels[n] if n < num_levels else width)
                        for n in block.inputs)
-        units.append(("block", inputs, block.level, block.expansion, width, block.kernel,
-                      block.merge))
-        # the converter emits one pool per distinct (node, stride)
+        units.append(("block" if spec.sdo else "block_nosdo", inputs, block.level,
+                      block.expansion, width, block.kernel, block.merge))
         for n, (lvl, c) in zip(block.inputs, inputs):
-            if lvl < block.level:
-                pools.add((n, lvl, c, block.level - lvl))
-    units += [("pool", lvl, c, step) for _, lvl, c, step in sorted(pools)]
-    units += [("add", level, width) for level in outputs if channels[level] == width]
+            if lvl < block.level and spec.sdo:
+                step = block.level - lvl
+                once(("pool", lvl, c, step), (identity(n), ("pool", step)), pools)
+    units += sorted(pools)
+    fired = [level for level in outputs if channels[level] == width]
+    units += [("add", level, width) for level in fired]
+    return units, [("residual", cell, l) if l in fired else identity(outputs[l])
+                   for l in spec.levels]
+
+
+def _nasfpn_cell_units(spec, node_levels, identity, once) -> list[tuple]:
+    """Resamples once per distinct (tensor, target level), gates once per distinct gated
+    tensor, then each block's merge and conv; every node is C wide."""
+    width, units = spec.channels, []
+    recycled = spec.recycled_inputs()
+    for i in spec.used_blocks():
+        block = spec.blocks[i]
+        for n in block.inputs:
+            if node_levels[n] != block.level:
+                once(("nas_resample", node_levels[n], block.level, width),
+                     (identity(n), ("resample", block.level)), units)
+        if block.merge == "attention":
+            a, b = block.inputs
+            coarser = b if node_levels[b] > node_levels[a] else a
+            once(("nas_gate", block.level, width), (identity(coarser), ("gate", block.level)),
+                 units)
+        units.append(("nas_block", block.level, width, block.merge, len(recycled[i]),
+                      spec.separable))
     return units
 
 
@@ -188,9 +297,10 @@ def unit_ops(unit: tuple, sizes: Mapping[int, tuple[int, int]],
              dtype: str = "float32") -> list[OpKey]:
     """The TFLite ops of one head unit."""
     kind = unit[0]
-    if kind == "block":
+    if kind in ("block", "block_nosdo"):
         _, inputs, level, expansion, channels, kernel, merge = unit
-        return block_ops(inputs, level, expansion, channels, kernel, merge, sizes, dtype)[0]
+        return block_ops(inputs, level, expansion, channels, kernel, merge, sizes, dtype,
+                         sdo=kind == "block")[0]
     if kind == "pool":
         _, level, channels, step = unit
         return [_pool(level, channels, step, sizes, dtype)]
@@ -201,6 +311,22 @@ def unit_ops(unit: tuple, sizes: Mapping[int, tuple[int, int]],
         _, level, cin, cout = unit
         return [_pool(level - 1, cin, 1, sizes, dtype), _conv1x1(*sizes[level], cin, cout,
                                                                    dtype=dtype)]
+    if kind == "extra_nosdo":
+        _, level, cin, cout = unit
+        return [_conv1x1(*sizes[level - 1], cin, cout, dtype=dtype),
+                _pool(level - 1, cout, 1, sizes, dtype)]
+    if kind == "project":
+        _, level, cin, cout = unit
+        return [_conv1x1(*sizes[level], cin, cout, dtype=dtype)]
+    if kind == "nas_resample":
+        _, in_level, level, channels = unit
+        return [_nasfpn_resample(in_level, level, channels, sizes, dtype)]
+    if kind == "nas_gate":
+        _, level, channels = unit
+        return _gate_ops(level, channels, sizes, dtype)
+    if kind == "nas_block":
+        _, level, channels, merge, recycled, separable = unit
+        return nasfpn_block_ops(level, channels, merge, recycled, separable, sizes, dtype)
     raise ValueError(f"unknown head unit {unit!r}")
 
 

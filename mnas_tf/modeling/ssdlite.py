@@ -47,6 +47,29 @@ def _run_block_from_expansion(block: nn_blocks.InvertedBottleneckBlock, x: tf.Te
     return block._norm2(block._conv2(x))
 
 
+def tap_ssdlite(full: tf_keras.Model) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Replays Model Garden MobileNet `full` layer by layer with the same layer objects,
+    splitting the block after the level-4 endpoint at its expansion: returns the new input
+    and {'4': expansion output, '5': the final conv}."""
+    split = _expansion_split(full)
+    x = inputs = tf_keras.Input(shape=full.input_shape[1:], batch_size=full.input_shape[0])
+    previous, expansion = full.layers[0], None
+    for layer in full.layers[1:]:
+        parents = [l for node in layer._inbound_nodes  # pylint: disable=protected-access
+                   for l in tf.nest.flatten(node.inbound_layers)]
+        if parents != [previous]:
+            raise ValueError(f"{full.name}: layer {layer.name} does not follow "
+                             f"{previous.name}; SSDLite needs a chain-shaped MobileNet")
+        if layer is split:
+            # pylint: disable=protected-access
+            expansion = layer._activation_layer(layer._norm0(layer._conv0(x)))
+            x = _run_block_from_expansion(layer, expansion)
+        else:
+            x = layer(x)
+        previous = layer
+    return inputs, {"4": expansion, "5": x}
+
+
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class MobileNetSSDLite(ConfigDictModel, tf_keras.Model):
     """MobileNet whose level 4 is the 576-ch expansion output and level 5 the last conv.
@@ -72,24 +95,7 @@ class MobileNetSSDLite(ConfigDictModel, tf_keras.Model):
             model_id=model_id, filter_size_scale=filter_size_scale, input_specs=input_specs,
             norm_momentum=norm_momentum, norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
             kernel_regularizer=kernel_regularizer)
-        split = _expansion_split(full)
-        x = inputs = tf_keras.Input(shape=input_specs.shape[1:], batch_size=input_specs.shape[0])
-        previous = full.layers[0]
-        expansion = None
-        for layer in full.layers[1:]:
-            parents = [l for node in layer._inbound_nodes  # pylint: disable=protected-access
-                       for l in tf.nest.flatten(node.inbound_layers)]
-            if parents != [previous]:
-                raise ValueError(f"{model_id}: layer {layer.name} does not follow "
-                                 f"{previous.name}; SSDLite needs a chain-shaped MobileNet")
-            if layer is split:
-                # pylint: disable=protected-access
-                expansion = layer._activation_layer(layer._norm0(layer._conv0(x)))
-                x = _run_block_from_expansion(layer, expansion)
-            else:
-                x = layer(x)
-            previous = layer
-        outputs = {"4": expansion, "5": x}
+        inputs, outputs = tap_ssdlite(full)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._output_specs = {k: v.get_shape() for k, v in outputs.items()}
         self._config_dict = dict(

@@ -186,3 +186,31 @@ def test_android_tables_are_filled_over_adb(fake_adb, tmp_path):
         {str(k) for k in keys})
     assert table.get(keys[0]) == pytest.approx(1239807.0)  # the replayed summary, in us
     assert sum("--graph=" in c for c in fake_adb.shell_commands()) == len({str(k) for k in keys})
+
+
+def _nasfpn_narrow():
+    return load_architecture("nasfpn").replace(channels=16, repeats=2)
+
+
+@pytest.mark.parametrize("architecture", [
+    "mnasfpn_noexpand", "conn_search", "mnasfpn_nosdo", "nasfpnlite", _nasfpn_narrow])
+def test_enumeration_equals_the_converted_head_for_every_family(architecture):
+    """The decoder alone, converted from backbone-shaped feature inputs at 128x128: the
+    enumerated head ops are exactly the converter's, for one spec of each cell family
+    (NAS-FPN: the published levels 3-7 cell with full convs, and NAS-FPNLite)."""
+    import tensorflow as tf
+
+    from latency.graph import read_ops
+    from mnas_tf.modeling.mnasfpn import MnasFPN
+    spec = architecture() if callable(architecture) else load_architecture(architecture)
+    shape = DetectorShape(input_size=(128, 128), num_classes=7)
+    input_specs = {str(l): [1, 128 // 2 ** l, 128 // 2 ** l, c]
+                   for l, c in shape.backbone_channels().items()}
+    decoder = MnasFPN(input_specs, spec)
+    tensor_specs = [tf.TensorSpec(v, tf.float32) for v in input_specs.values()]
+    concrete = tf.function(lambda *xs: decoder(dict(zip(input_specs, xs)), training=False)) \
+        .get_concrete_function(*tensor_specs)
+    holder = tf.Module()
+    holder.weights = list(decoder.weights)
+    flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder).convert()
+    assert counts(read_ops(flatbuffer)) == counts(head_ops(spec, shape))
