@@ -263,10 +263,9 @@ def _search(cfg, constraint, store, args) -> int:
 
 def _rank_check(cfg, constraint, args) -> int:
     from search import msnas_pipeline as pipe
-    trainer = pipe.build_trainer(cfg)
-    pipe.train_supernet(trainer, cfg, os.path.join(args.out, "rank_check"),
-                        progress=not args.quiet)
-    pipe.load_finetune_batches(trainer, cfg, os.path.join(args.out, "rank_check"))
+    trainer = pipe.build_trainer(cfg)  # reuses a finished super-net of a search in --out
+    pipe.train_supernet(trainer, cfg, args.out, progress=not args.quiet)
+    pipe.load_finetune_batches(trainer, cfg, args.out)
     result = pipe.rank_check(trainer, cfg, constraint, progress=not args.quiet)
     with open(os.path.join(args.out, "rank_check.json"), "w") as f:
         json.dump(result, f, indent=1)
