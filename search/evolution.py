@@ -152,7 +152,7 @@ class Evolution:
 
 
 # ------------------------------------------------------------------------ outputs
-def plot_progress(store, path: str, score_key: str) -> None:
+def plot_progress(store, path: str, score_key: str, population_size: int) -> None:
     """One-shot score of every scored candidate by iteration (the paper's Figure 3)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -162,8 +162,11 @@ def plot_progress(store, path: str, score_key: str) -> None:
     scores = np.array([t.reward for t in done])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(its, scores, s=10, alpha=0.5, label="candidates")
-    best = [scores[its <= i].max() for i in sorted(set(its))]
-    ax.plot(sorted(set(its)), best, "r-", label="best so far")
+    steps = sorted(set(its))
+    # pop_t = Top-P of pop_{t-1} and the new candidates = Top-P of all scored up to t
+    population = [np.sort(scores[its <= i])[::-1][:population_size] for i in steps]
+    ax.plot(steps, [p.max() for p in population], "r-", label="population best")
+    ax.plot(steps, [p.mean() for p in population], "k--", label="population mean")
     ax.set_xlabel("evolution iteration")
     ax.set_ylabel(f"one-shot {score_key}")
     ax.legend()
@@ -248,7 +251,8 @@ def _search(cfg, constraint, store, args) -> int:
     top = evo.run()
     score_key = cfg["evolution"]["score"]
     path = write_top_k(top, args.out, score_key)
-    plot_progress(store, os.path.join(args.out, "evolution.png"), score_key)
+    plot_progress(store, os.path.join(args.out, "evolution.png"), score_key,
+                  cfg["evolution"]["population"])
     summary = {"supernet": sn, "evolution_s": time.perf_counter() - t1,
                "total_s": time.perf_counter() - t0, "trials": store.counts(),
                "constraint_target_madds": constraint.target}
@@ -263,10 +267,9 @@ def _search(cfg, constraint, store, args) -> int:
 
 def _rank_check(cfg, constraint, args) -> int:
     from search import msnas_pipeline as pipe
-    trainer = pipe.build_trainer(cfg)
-    pipe.train_supernet(trainer, cfg, os.path.join(args.out, "rank_check"),
-                        progress=not args.quiet)
-    pipe.load_finetune_batches(trainer, cfg, os.path.join(args.out, "rank_check"))
+    trainer = pipe.build_trainer(cfg)  # reuses a finished super-net of a search in --out
+    pipe.train_supernet(trainer, cfg, args.out, progress=not args.quiet)
+    pipe.load_finetune_batches(trainer, cfg, args.out)
     result = pipe.rank_check(trainer, cfg, constraint, progress=not args.quiet)
     with open(os.path.join(args.out, "rank_check.json"), "w") as f:
         json.dump(result, f, indent=1)

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "head": {"num_convs": 1, "num_filters": 32},
     "supernet": {"steps": 1200, "learning_rate": 0.003, "checkpoint_every": 100},
     "finetune": {"steps": 10, "learning_rate": 0.0003, "batches": 5},
-    "evolution": {"population": 8, "iterations": 6, "max_attempts": 10,
+    "evolution": {"population": 8, "iterations": 6, "max_attempts": 60,
                   "random_children": 2, "top_k": 5, "mutation_prob": 0.1, "score": "AP50"},
     "constraint": {"type": "madds", "target": None, "tolerance": 0.05},
     "rank_check": {"architectures": 6, "train_steps": 300},

@@ -105,6 +105,18 @@ class SuperNet(tf_keras.Model):
                 self.laterals[i](x, training=False)
         self.head({k: x for k in layers.GROUP_KEYS}, training=False)
 
+    def export_child(self, spec: MSNASSpec, input_specs=None) -> layers.MSNASEncoder:
+        """The stand-alone encoder of a path, with the super-net's weights for it."""
+        encoder = layers.MSNASEncoder(spec, input_specs=input_specs,
+                                      norm_momentum=self.stem.get_config()["norm_momentum"],
+                                      norm_epsilon=self.stem.get_config()["norm_epsilon"])
+        mine = {l.name: l for blocks in self.choice_blocks for l in blocks}
+        mine.update({l.name: l for l in (self.stem, *self.laterals)})
+        for layer in encoder.layers:
+            if layer.name in mine:
+                layer.set_weights(mine[layer.name].get_weights())
+        return encoder
+
     def call(self, images, path, training=None):
         choices, lateral_sources, head_blocks, _ = path
         x = self.stem(images, training=training)

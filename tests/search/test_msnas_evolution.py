@@ -102,3 +102,12 @@ def test_cli_config_error_exits_2_without_traceback(tmp_path):
     assert r.returncode == 2
     assert "unknown config key 'evolution.populaton'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_shipped_search_configs_load_and_default_yaml_is_the_embedded_default():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2] / "configs" / "search"
+    assert load_config(str(root / "msnas_default.yaml")) == load_config(None)
+    for name in ("msnas_r18", "msnas_r34", "msnas_r50"):
+        cfg = load_config(str(root / f"{name}.yaml"))
+        assert cfg["evolution"]["population"] == 50 and cfg["constraint"]["tolerance"] == 0.01
