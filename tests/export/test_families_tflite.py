@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from official.core import task_factory
 
-from conftest import scramble_weights
+from weight_scramble import scramble_weights
 from export.tflite import convert_float, max_abs_diff
 from mnas_tf.arch import load_architecture
 from mnas_tf.experiment import load_experiment

@@ -5,7 +5,7 @@ import pytest
 import tf_keras
 
 from export.tflite import ExportError, convert_float, export_verified_float, max_abs_diff
-from conftest import scramble_weights as _scramble
+from weight_scramble import scramble_weights as _scramble
 from mnas_tf.modeling.factory import build_raw_detector
 
 
