@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def scramble_weights(model, seed=0):
+def _scramble_weights(model, seed=0):
     """Random weights and BN statistics of unit scale, so outputs are far from zero."""
     rng = np.random.default_rng(seed)
     for var in model.weights:
@@ -23,6 +23,13 @@ def scramble_weights(model, seed=0):
             fan_in = int(np.prod(var.shape[:-1])) or 1
             value = rng.normal(0, np.sqrt(1.0 / fan_in), var.shape)
         var.assign(value.astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def scramble_weights():
+    """`scramble_weights(model, seed=0)`: random weights and unit-scale BN statistics, so a
+    TFLite-vs-Keras comparison compares outputs far from zero."""
+    return _scramble_weights
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 from official.core import task_factory
 
-from conftest import scramble_weights
 from export.tflite import convert_float, max_abs_diff
 from mnas_tf.arch import load_architecture
 from mnas_tf.experiment import load_experiment
@@ -27,7 +26,7 @@ DETECTORS = {"nasfpnlite": "nasfpnlite_mobilenetv2", "ssdlite": "ssdlite_mobilen
 @pytest.mark.parametrize("architecture", [
     "mnasfpn_nosdo", "mnasfpn_noexpand", "conn_search", "nasfpnlite", NASFPN_NARROW],
     ids=["no_sdo", "no_expand", "conn_search", "nasfpnlite", "nasfpn_levels_3_7"])
-def test_cell_family_decoder_converts_and_matches_keras(architecture):
+def test_cell_family_decoder_converts_and_matches_keras(architecture, scramble_weights):
     from ai_edge_litert.interpreter import Interpreter
 
     from mnas_tf.modeling.mnasfpn import MnasFPN
@@ -59,7 +58,7 @@ def test_cell_family_decoder_converts_and_matches_keras(architecture):
 
 
 @pytest.mark.parametrize("case", sorted(DETECTORS))
-def test_baseline_detector_converts_and_matches_keras(case):
+def test_baseline_detector_converts_and_matches_keras(case, scramble_weights):
     params = load_experiment(DETECTORS[case], [{"task": {"model": {
         "input_size": [SIZE, SIZE, 3], "num_classes": 7}}}])
     raw = build_raw_detector(task_factory.get_task(params.task).build_model(), (SIZE, SIZE))
