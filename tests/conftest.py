@@ -6,7 +6,30 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+def _scramble_weights(model, seed=0):
+    """Random weights and BN statistics of unit scale, so outputs are far from zero."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        name = var.name
+        if "moving_variance" in name or "gamma" in name:
+            value = rng.uniform(0.5, 1.5, var.shape)
+        elif "moving_mean" in name or "beta" in name or "bias" in name:
+            value = rng.normal(0, 0.1, var.shape)
+        else:
+            fan_in = int(np.prod(var.shape[:-1])) or 1
+            value = rng.normal(0, np.sqrt(1.0 / fan_in), var.shape)
+        var.assign(value.astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def scramble_weights():
+    """`scramble_weights(model, seed=0)`: random weights and unit-scale BN statistics, so a
+    TFLite-vs-Keras comparison compares outputs far from zero."""
+    return _scramble_weights
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,32 @@ from official.vision.modeling.backbones import mobilenet
 from mnas_tf.modeling.layers import ConfigDictModel
 
 
+def model_garden_mobilenet(model_id: str, filter_size_scale: float, input_specs: Any,
+                           norm_momentum: float, norm_epsilon: float, use_sync_bn: bool,
+                           kernel_regularizer: Any) -> tuple[tf_keras.Model, dict]:
+    """Model Garden's whole MobileNet, and the JSON config of the arguments it was built
+    from (what our backbone wrappers record)."""
+    if input_specs is None:
+        input_specs = tf_keras.layers.InputSpec(shape=[None, None, None, 3])
+    elif not isinstance(input_specs, tf_keras.layers.InputSpec):
+        input_specs = tf_keras.layers.InputSpec(shape=list(input_specs))
+    kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
+    if model_id not in mobilenet.SUPPORTED_SPECS_MAP:
+        raise ValueError(f"unknown MobileNet model_id {model_id!r}; choose one of "
+                         f"{sorted(mobilenet.SUPPORTED_SPECS_MAP)}")
+    full = mobilenet.MobileNet(
+        model_id=model_id, filter_size_scale=filter_size_scale, input_specs=input_specs,
+        norm_momentum=norm_momentum, norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
+        kernel_regularizer=kernel_regularizer)
+    config = dict(
+        model_id=model_id, filter_size_scale=filter_size_scale,
+        input_specs=list(input_specs.shape), norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
+        kernel_regularizer=(tf_keras.regularizers.serialize(kernel_regularizer)
+                            if kernel_regularizer is not None else None))
+    return full, config
+
+
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class MobileNetPyramid(ConfigDictModel, tf_keras.Model):
     """MobileNet (V2, V3Large, V3Small, ...) exposing levels min_level..5 only."""
@@ -26,15 +52,7 @@ class MobileNetPyramid(ConfigDictModel, tf_keras.Model):
                  min_level: int = 3, input_specs: Any = None, norm_momentum: float = 0.99,
                  norm_epsilon: float = 0.01, use_sync_bn: bool = False,
                  kernel_regularizer: Any = None, **kwargs):
-        if input_specs is None:
-            input_specs = tf_keras.layers.InputSpec(shape=[None, None, None, 3])
-        elif not isinstance(input_specs, tf_keras.layers.InputSpec):
-            input_specs = tf_keras.layers.InputSpec(shape=list(input_specs))
-        kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
-        if model_id not in mobilenet.SUPPORTED_SPECS_MAP:
-            raise ValueError(f"unknown MobileNet model_id {model_id!r}; choose one of "
-                             f"{sorted(mobilenet.SUPPORTED_SPECS_MAP)}")
-        full = mobilenet.MobileNet(
+        full, config = model_garden_mobilenet(
             model_id=model_id, filter_size_scale=filter_size_scale, input_specs=input_specs,
             norm_momentum=norm_momentum, norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
             kernel_regularizer=kernel_regularizer)
@@ -44,12 +62,7 @@ class MobileNetPyramid(ConfigDictModel, tf_keras.Model):
         outputs = {k: full.output[k] for k in levels}
         super().__init__(inputs=full.inputs, outputs=outputs, **kwargs)
         self._output_specs = {k: full.output_specs[k] for k in levels}
-        self._config_dict = dict(
-            model_id=model_id, filter_size_scale=filter_size_scale, min_level=min_level,
-            input_specs=list(input_specs.shape), norm_momentum=norm_momentum,
-            norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
-            kernel_regularizer=(tf_keras.regularizers.serialize(kernel_regularizer)
-                                if kernel_regularizer is not None else None))
+        self._config_dict = dict(config, min_level=min_level)
 
     @property
     def output_specs(self) -> Mapping[str, tf.TensorShape]:

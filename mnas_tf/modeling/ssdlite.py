@@ -18,10 +18,10 @@ from typing import Any, Mapping, Sequence
 import tensorflow as tf
 import tf_keras
 from official.vision.modeling.backbones import factory as backbone_factory
-from official.vision.modeling.backbones import mobilenet
 from official.vision.modeling.decoders import factory as decoder_factory
 from official.vision.modeling.layers import nn_blocks
 
+from mnas_tf.modeling.backbones import model_garden_mobilenet
 from mnas_tf.modeling.layers import ConfigDictModel, ConfigurableLayer, fresh
 
 SSD_INIT = {"class_name": "TruncatedNormal", "config": {"stddev": 0.03}}
@@ -83,27 +83,13 @@ class MobileNetSSDLite(ConfigDictModel, tf_keras.Model):
                  input_specs: Any = None, norm_momentum: float = 0.99,
                  norm_epsilon: float = 0.001, use_sync_bn: bool = False,
                  kernel_regularizer: Any = None, **kwargs):
-        if input_specs is None:
-            input_specs = tf_keras.layers.InputSpec(shape=[None, None, None, 3])
-        elif not isinstance(input_specs, tf_keras.layers.InputSpec):
-            input_specs = tf_keras.layers.InputSpec(shape=list(input_specs))
-        kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
-        if model_id not in mobilenet.SUPPORTED_SPECS_MAP:
-            raise ValueError(f"unknown MobileNet model_id {model_id!r}; choose one of "
-                             f"{sorted(mobilenet.SUPPORTED_SPECS_MAP)}")
-        full = mobilenet.MobileNet(
+        full, self._config_dict = model_garden_mobilenet(
             model_id=model_id, filter_size_scale=filter_size_scale, input_specs=input_specs,
             norm_momentum=norm_momentum, norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
             kernel_regularizer=kernel_regularizer)
         inputs, outputs = tap_ssdlite(full)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._output_specs = {k: v.get_shape() for k, v in outputs.items()}
-        self._config_dict = dict(
-            model_id=model_id, filter_size_scale=filter_size_scale,
-            input_specs=list(input_specs.shape), norm_momentum=norm_momentum,
-            norm_epsilon=norm_epsilon, use_sync_bn=use_sync_bn,
-            kernel_regularizer=(tf_keras.regularizers.serialize(kernel_regularizer)
-                                if kernel_regularizer is not None else None))
 
     @property
     def output_specs(self) -> Mapping[str, tf.TensorShape]:

@@ -5,13 +5,13 @@ import pytest
 import tf_keras
 
 from export.tflite import ExportError, convert_float, export_verified_float, max_abs_diff
-from weight_scramble import scramble_weights as _scramble
 from mnas_tf.modeling.factory import build_raw_detector
 
 
-def test_published_detector_converts_and_matches_keras(reference_model, tmp_path):
+def test_published_detector_converts_and_matches_keras(reference_model, tmp_path,
+                                                     scramble_weights):
     raw = build_raw_detector(reference_model, (320, 320))
-    _scramble(raw)
+    scramble_weights(raw)
     result = export_verified_float(raw, str(tmp_path / "mnasfpn.tflite"), tolerance=1e-4)
     assert result["max_abs_diff"] <= 1e-4
     assert (tmp_path / "mnasfpn.tflite").stat().st_size == result["bytes"]

@@ -1,5 +1,5 @@
 """One decoder for every cell family: builds at 320 and 256, serialises, No-SDO order,
-NAS-FPN block semantics, and the cost relations between families."""
+NAS-FPN block semantics, quantization-aware copies. (Cost relations: test_baseline_costs.)"""
 
 import hashlib
 import json
@@ -114,14 +114,22 @@ def test_nasfpn_block_is_global_attention_then_relu_conv_bn():
     assert type(full._conv).__name__ == "Conv2D" and full._conv.kernel_size == (3, 3)
 
 
-def _head_madds(architecture, size=320):
-    decoder = MnasFPN(_specs(size), architecture)
-    return cost.count_madds(decoder, {k: [1] + v[1:] for k, v in _specs(size).items()})
+@pytest.mark.parametrize("architecture", ["nasfpnlite", "mnasfpn_nosdo"])
+def test_family_decoders_have_a_quantization_aware_version(architecture):
+    import tf_keras
 
-
-def test_sdo_only_removes_compute_and_expansion_adds_it():
-    published = _head_madds("mnasfpn")
-    assert _head_madds("mnasfpn_nosdo") > published
-    assert _head_madds("mnasfpn_noexpand") < published
-    assert MnasFPN(_specs(320), "mnasfpn_nosdo").count_params() == \
-        MnasFPN(_specs(320), "mnasfpn").count_params()
+    from mnas_tf.modeling.quantize import _quantized_copy, is_quantizer_variable
+    specs = _specs(128, (16, 24, 32))
+    decoder = MnasFPN(specs, architecture)
+    qat = _quantized_copy(decoder, lambda d: d({k: tf_keras.Input(v[1:])
+                                                for k, v in specs.items()}))
+    assert any(is_quantizer_variable(w) for w in qat.weights)
+    float_weights = [w for w in qat.weights if not is_quantizer_variable(w)]
+    assert len(float_weights) == len(decoder.weights)
+    for a, b in zip(decoder.weights, float_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = _inputs(specs)
+    want, got = decoder(x, training=False), qat(x, training=False)
+    for level, value in want.items():
+        assert got[level].shape == value.shape and np.isfinite(got[level]).all()
+        assert not np.allclose(value, got[level], atol=1e-7)  # fake-quant is applied
