@@ -79,7 +79,7 @@ class Evolution:
                 taken.add(h)
                 out.append((spec, origin))
 
-        for _ in range(self.M):
+        for _ in range(self.M if parents else 0):
             if len(out) >= self.P:
                 break
             a = parents[int(rng.integers(len(parents)))]
