@@ -225,11 +225,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(args.out, exist_ok=True)
         if args.command == "rank-check":
             return _rank_check(cfg, constraint, args)
-        store = _store(cfg, constraint, args.out, args.resume)
-    except (ConfigError, ConfigMismatch) as e:
+        return _search(cfg, constraint, _store(cfg, constraint, args.out, args.resume), args)
+    except (ConfigError, ConfigMismatch) as e:  # e.g. an unknown experiment, found late
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return _search(cfg, constraint, store, args)
 
 
 def _search(cfg, constraint, store, args) -> int:
