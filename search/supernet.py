@@ -22,7 +22,7 @@ import dataclasses
 import io
 import math
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf

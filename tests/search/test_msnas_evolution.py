@@ -4,7 +4,6 @@ import hashlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from search.evolution import Evolution
