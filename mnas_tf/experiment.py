@@ -7,7 +7,6 @@ that experiment in a top-level `experiment:` key (default: mnasfpn_mobilenetv2_c
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import yaml
@@ -16,12 +15,9 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 
 from mnas_tf import registry_imports  # noqa: F401  registers our experiments
+from mnas_tf.config_files import ConfigError, read_mapping
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
-
-
-class ConfigError(ValueError):
-    """A config that cannot be loaded; the message names the key or file and the fix."""
 
 
 def registered_experiments() -> list[str]:
@@ -34,15 +30,7 @@ def load_experiment(ref: Optional[str] = None,
     ref = ref or DEFAULT_EXPERIMENT
     layers: list[Any] = []
     if ref.endswith((".yaml", ".yml")):
-        path = Path(ref)
-        if not path.is_file():
-            raise ConfigError(f"config file {ref} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{ref} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{ref} must hold a mapping of config keys")
+        data = read_mapping(ref)
         name = data.pop("experiment", DEFAULT_EXPERIMENT)
         layers.append((ref, data))
     else:

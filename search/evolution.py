@@ -79,7 +79,7 @@ class Evolution:
                 taken.add(h)
                 out.append((spec, origin))
 
-        for _ in range(self.M):
+        for _ in range(self.M if parents else 0):
             if len(out) >= self.P:
                 break
             a = parents[int(rng.integers(len(parents)))]
@@ -225,11 +225,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(args.out, exist_ok=True)
         if args.command == "rank-check":
             return _rank_check(cfg, constraint, args)
-        store = _store(cfg, constraint, args.out, args.resume)
-    except (ConfigError, ConfigMismatch) as e:
+        return _search(cfg, constraint, _store(cfg, constraint, args.out, args.resume), args)
+    except (ConfigError, ConfigMismatch) as e:  # e.g. an unknown experiment, found late
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return _search(cfg, constraint, store, args)
 
 
 def _search(cfg, constraint, store, args) -> int:

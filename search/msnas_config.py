@@ -9,10 +9,9 @@ steps at 1/10 of the LR) are the same keys with bigger values.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import yaml
+from mnas_tf.config_files import ConfigError, read_mapping
 
 DEFAULTS: dict[str, Any] = {
     "experiment": "msnas_synthetic",
@@ -32,10 +31,6 @@ DEFAULTS: dict[str, Any] = {
 
 SCORES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 CONSTRAINTS = ("madds", "latency", "none")
-
-
-class ConfigError(ValueError):
-    """A search config that cannot be used; the message names the key."""
 
 
 def _merge(base: dict, layer: Mapping, where: str = "") -> dict:
@@ -98,15 +93,7 @@ def load_config(path: Optional[str] = None, **overrides: Any) -> dict:
     """Defaults, then the YAML file, then `section__key=value` overrides (None: skipped)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path} must hold a mapping of config keys")
+        data = read_mapping(path)
         try:
             cfg = _merge(cfg, data)
         except ConfigError as e:

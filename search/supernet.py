@@ -22,7 +22,7 @@ import dataclasses
 import io
 import math
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -61,13 +61,8 @@ class PathTensors:
                 tf.constant(self.head_blocks), tf.constant(self.head_strides))
 
 
-def path_signature(num_blocks: int):
-    vec = lambda n: tf.TensorSpec([n], tf.int32)  # noqa: E731
-    return (vec(num_blocks), vec(num_blocks), vec(NUM_GROUPS), vec(NUM_GROUPS))
-
-
 class SuperNet(tf_keras.Model):
-    """Stem, 3 choices x N blocks, N lateral convs, and a RetinaNetHead for the 5 groups."""
+    """Stem, 3 choices x N blocks, N-1 lateral convs, and a RetinaNetHead for the 5 groups."""
 
     def __init__(self, num_blocks: int, channels: int, model_config,
                  l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None, **kwargs):

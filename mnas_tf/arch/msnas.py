@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from mnas_tf.arch.spec import ArchitectureError, _check_keys
+from mnas_tf.arch.spec import ArchitectureError, _check_keys, parse_json
 
 STRIDE_CHOICES = (0.5, 1, 2)
 STEM_STRIDE = 4
@@ -220,11 +220,7 @@ class MSNASSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "MSNASSpec":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ArchitectureError(f"msnas architecture JSON is malformed: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "msnas architecture"))
 
 
 MSNAS_DIR = Path(os.environ.get("MNAS_TF_CONFIGS", Path(__file__).resolve().parents[2]

@@ -64,6 +64,14 @@ def _check_keys(where: str, data: Mapping[str, Any], allowed: Iterable[str],
         raise ArchitectureError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
 
 
+def parse_json(text: str, what: str) -> Any:
+    """json.loads with an ArchitectureError that says which kind of spec was malformed."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ArchitectureError(f"{what} JSON is malformed: {e}") from None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -324,11 +332,7 @@ class MnasFPNSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "MnasFPNSpec":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ArchitectureError(f"architecture JSON is malformed: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "architecture"))
 
     def replace(self, **changes: Any) -> "MnasFPNSpec":
         return dataclasses.replace(self, **changes)

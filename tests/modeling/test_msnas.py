@@ -30,8 +30,10 @@ def test_encoder_outputs_one_feature_per_group_at_its_stride():
     assert clone.count_params() == enc.count_params()
 
 
-@pytest.mark.parametrize("name", [n for n in msnas_names()])
-def test_every_shipped_paper_architecture_builds(name):
+@pytest.mark.parametrize("name", ["msnas_r18_top1", "msnas_r34_top4", "msnas_r50_top5"])
+def test_shipped_paper_architectures_build(name):
+    # one per table (all 15 are validated as specs in tests/arch/test_msnas_spec.py)
+    assert name in msnas_names()
     spec = load_msnas(name)
     enc = MSNASEncoder(spec, input_specs=[None, 128, 128, 3])
     for g, s in enumerate(spec.feature_strides):

@@ -4,7 +4,6 @@ import hashlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from search.evolution import Evolution
@@ -111,3 +110,14 @@ def test_shipped_search_configs_load_and_default_yaml_is_the_embedded_default():
     for name in ("msnas_r18", "msnas_r34", "msnas_r50"):
         cfg = load_config(str(root / f"{name}.yaml"))
         assert cfg["evolution"]["population"] == 50 and cfg["constraint"]["tolerance"] == 0.01
+
+
+def test_cli_unknown_experiment_exits_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: no_such_experiment\n")
+    r = subprocess.run([sys.executable, "-m", "search.evolution", "--config", str(bad),
+                        "--out", str(tmp_path / "o"), "--quiet"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "unknown experiment 'no_such_experiment'" in r.stderr
+    assert "Traceback" not in r.stderr
