@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 
+from mnas_tf.config_files import ConfigError, read_mapping
 from mnas_tf.proxy import ProxyConfig
 from search.policy import PPOConfig
 from search.rewards import check_reward
@@ -24,7 +24,7 @@ LATENCY_SOURCES = ("lut", "measure", "none")
 EXECUTORS = ("local", "ray")
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(ConfigError):
     """A search config that cannot run; the message names the key and the fix."""
 
 
@@ -116,7 +116,7 @@ def _merge(base: dict, layer: dict) -> dict:
 
 def load_config(path: Optional[str] = None, overrides: Optional[dict] = None) -> SearchConfig:
     """The embedded default, with the YAML at `path` and then `overrides` on top."""
-    data = yaml.safe_load(DEFAULT_CONFIG.read_text()) or {}
+    data = read_mapping(str(DEFAULT_CONFIG))
     if path:
         file = Path(path)
         if not file.is_file() and (SEARCH_CONFIG_DIR / f"{path}.yaml").is_file():
@@ -125,11 +125,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[dict] = None) ->
             shipped = ", ".join(sorted(p.stem for p in SEARCH_CONFIG_DIR.glob("*.yaml")))
             raise SearchConfigError(f"search config {path} does not exist (shipped: {shipped})")
         try:
-            layer = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise SearchConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(layer, dict):
-            raise SearchConfigError(f"{path}: expected a mapping of keys at the top level")
+            layer = read_mapping(str(file))
+        except ConfigError as e:
+            raise SearchConfigError(str(e)) from None
         data = _merge(data, layer)
     data = _merge(data, overrides or {})
     config = _build(SearchConfig, data, "config")
