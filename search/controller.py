@@ -294,10 +294,9 @@ def _latency_predictor(config: SearchConfig, progress: bool):
     backend = get_backend(cfg.backend, **kwargs)
     table = LatencyTable.for_device(backend.fingerprint(cfg.threads), cfg.table_dir)
     predictor = LatencyPredictor(table, shape)
-    probe = get_space(config.space, **config.space_overrides).sample_decisions(
-        np.random.default_rng(0))
-    try:
-        predictor.predict(get_space(config.space, **config.space_overrides).decode(probe))
+    space = get_space(config.space, **config.space_overrides)
+    try:  # one probe architecture: a table missing any of the space's ops gets built
+        predictor.predict(space.decode(space.sample_decisions(np.random.default_rng(0))))
         complete = table.meta("constant_us") is not None
     except Exception:  # pylint: disable=broad-except  (missing entries: build below)
         complete = False
