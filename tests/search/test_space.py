@@ -75,8 +75,8 @@ def _enumerate(space):
     {"name": "mnasfpn", "channels": (8,), "expansions": (8, 16), "kernels": (3,),
      "num_blocks": 3, "min_level": 3, "max_level": 4},
     {"name": "conn_search", "family": "conn_search", "merges": ("sum",), "max_inputs": 4,
-     "channels": (8, 16), "expansions": (8,), "kernels": (3, 5), "num_blocks": 3,
-     "min_level": 3, "max_level": 5},
+     "channels": (8,), "expansions": (8,), "kernels": (3, 5), "num_blocks": 3,
+     "min_level": 3, "max_level": 4},  # block 2 reads 4 nodes: in-degrees 2, 3 and 4
 ])
 def test_cardinality_formula_counts_every_distinct_cell(overrides):
     space = CellSpace(**overrides)
