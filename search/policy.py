@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -69,6 +70,13 @@ class MovingBaseline:
         return advantages
 
 
+def _keras_to_block_gates(weights):
+    """Reorders the last axis from tf_keras' (i, f, g, o) gates to BlockLSTM's (i, g, f, o)."""
+    import tensorflow as tf
+    i, f, g, o = tf.split(weights, 4, axis=-1)
+    return tf.concat([i, g, f, o], axis=-1)
+
+
 class Vocabulary:
     """Global indices for (kind, choice): kind k's head is the slice offsets[k]..+len."""
 
@@ -105,90 +113,127 @@ class Policy:
                           + self.head.trainable_variables)
         self.optimizer.build(self.variables)
         self.version = 0
-        self._update_fn = tf.function(self._update_step, autograph=False, reduce_retracing=True)
+        self._steps_cache: dict = {}
+        self._update_fn = tf.function(self._update_epochs, autograph=False, reduce_retracing=True)
         self._sync_numpy()
 
     # ----------------------------------------------------------------- numpy side
     def _sync_numpy(self) -> None:
-        emb, kernel, recurrent, bias, out_w, out_b = (v.numpy().astype(np.float64)
-                                                      for v in self.variables)
-        # Every token's input projection precomputed: a step is one small matmul.
-        self._np = (emb @ kernel + bias, recurrent, out_w, out_b)
-
-    def _np_step(self, token: int, h, c, head: slice):
-        projected, recurrent, out_w, out_b = self._np
-        z = projected[token] + h @ recurrent  # gates i, f, g, o as tf_keras orders them
-        n = len(h)
-        gate = 1.0 / (1.0 + np.exp(-z))
-        c = gate[n:2 * n] * c + gate[:n] * np.tanh(z[2 * n:3 * n])
-        h = gate[3 * n:] * np.tanh(c)
-        return h @ out_w[:, head] + out_b[head], h, c
+        emb, kernel, recurrent, bias, out_w, out_b = (v.numpy() for v in self.variables)
+        # Precomputed so a step is one matmul, one tanh and a few vector ops: every token's
+        # input projection; the i, f, o gate columns halved, because
+        # sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) lets one tanh serve all four gates; each
+        # kind's head as its own contiguous matrix.
+        hidden = self.config.hidden
+        halve = np.full(4 * hidden, 0.5, np.float32)
+        halve[2 * hidden:3 * hidden] = 1.0  # g is a plain tanh
+        self._np_projected = (emb @ kernel + bias) * halve
+        self._np_recurrent = np.ascontiguousarray(recurrent * halve)
+        self._np_gate_scale = halve
+        self._np_gate_shift = np.where(halve == 0.5, 0.5, 0.0).astype(np.float32)
+        self._np_heads = {kind: (np.ascontiguousarray(out_w[:, s]), out_b[s].copy())
+                          for kind, s in self.vocab.heads.items()}
 
     def sample(self, rng: np.random.Generator, greedy: bool = False) -> Sample:
         """Draws one decision sequence; returns it with its log-probability and entropy."""
-        hidden = self.config.hidden
-        state = {"token": self.vocab.start, "h": np.zeros(hidden), "c": np.zeros(hidden),
-                 "log_prob": 0.0, "entropy": 0.0}
+        n = self.config.hidden
+        projected, recurrent, heads = self._np_projected, self._np_recurrent, self._np_heads
+        scale, shift = self._np_gate_scale, self._np_gate_shift
+        offsets = self.vocab.offsets
+        token = self.vocab.start
+        h, c = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        log_prob = entropy = 0.0
+        steps = []
 
         def choose(kind, name, valid):
-            offset = self.vocab.offsets[kind]
-            logits, state["h"], state["c"] = self._np_step(state["token"], state["h"],
-                                                           state["c"], self.vocab.heads[kind])
-            scores = logits[np.asarray(valid)]
-            p = np.exp(scores - scores.max())
-            p /= p.sum()
-            # inverse-CDF draw: Generator.choice(p=...) costs 10x more per call
-            j = int(np.argmax(p)) if greedy else \
-                min(int(np.searchsorted(np.cumsum(p), rng.random())), len(p) - 1)
-            state["log_prob"] += float(np.log(p[j]))
-            state["entropy"] -= float((p * np.log(np.maximum(p, 1e-30))).sum())
-            state["token"] = offset + valid[j]
+            nonlocal token, h, c, log_prob, entropy
+            gates = np.tanh(projected[token] + h @ recurrent) * scale + shift  # i, f, g, o
+            c = gates[n:2 * n] * c + gates[:n] * gates[2 * n:3 * n]
+            h = gates[3 * n:] * np.tanh(c)
+            weight, bias = heads[kind]
+            logits = (h @ weight + bias).tolist()
+            if len(valid) != len(logits):
+                logits = [logits[v] for v in valid]
+            # a decision has at most a dozen choices: plain Python beats NumPy calls here
+            top = max(logits)
+            shifted = [x - top for x in logits]
+            weights = [math.exp(x) for x in shifted]
+            total = sum(weights)
+            if greedy:
+                j = weights.index(max(weights))
+            else:  # inverse-CDF draw
+                u, j, cumulative = rng.random() * total, 0, weights[0]
+                while cumulative < u and j < len(weights) - 1:
+                    j += 1
+                    cumulative += weights[j]
+            log_total = math.log(total)
+            log_prob += shifted[j] - log_total
+            entropy += log_total - sum(w * s for w, s in zip(weights, shifted)) / total
+            token = offsets[kind] + valid[j]
+            steps.append((token, offsets[kind], valid))
             return valid[j]
 
-        decisions: list[int] = []
-        self.space.run(lambda k, n, v: decisions.append(choose(k, n, v)) or decisions[-1])
-        return Sample(tuple(decisions), state["log_prob"], state["entropy"])
+        decisions = []
+        self.space.run(lambda k, name, v: decisions.append(choose(k, name, v)) or decisions[-1])
+        decisions = tuple(decisions)
+        self._remember_steps(decisions, steps)
+        return Sample(decisions, log_prob, entropy)
+
+    def _remember_steps(self, decisions, steps) -> None:
+        """Sampling already walked the space; the update reuses that walk (bounded cache)."""
+        cache = self._steps_cache
+        if len(cache) >= 4096:
+            cache.pop(next(iter(cache)))
+        cache[decisions] = steps
+
+    def _steps(self, decisions) -> list:
+        """(action token, kind offset, valid choices) per step of one sequence."""
+        key = tuple(int(d) for d in decisions)
+        steps = self._steps_cache.get(key)
+        if steps is None:  # e.g. after a resume: walk the space again
+            offsets = self.vocab.offsets
+            steps = [(offsets[s.kind] + s.choice, offsets[s.kind], s.valid)
+                     for s in self.space.decode_steps(key)[1]]
+        return steps
 
     # ----------------------------------------------------------------- tensorflow side
     def _batch(self, sequences: Sequence[Sequence[int]]):
         """Padded tensors: previous tokens, actions (global), validity masks, step masks."""
-        decoded = [self.space.decode_steps(seq)[1] for seq in sequences]
-        length = max(len(steps) for steps in decoded)
-        n, v = len(decoded), self.vocab.size
+        walks = [self._steps(seq) for seq in sequences]
+        length = max(len(steps) for steps in walks)
+        n, v = len(walks), self.vocab.size
         tokens = np.full((n, length), self.vocab.start, np.int32)
         actions = np.zeros((n, length), np.int32)
         valid = np.zeros((n, length, v), bool)
         live = np.zeros((n, length), np.float32)
-        for b, steps in enumerate(decoded):
-            for t, step in enumerate(steps):
-                offset = self.vocab.offsets[step.kind]
-                actions[b, t] = offset + step.choice
-                valid[b, t, offset + np.asarray(step.valid)] = True
-                live[b, t] = 1.0
-                if t + 1 < length:
-                    tokens[b, t + 1] = actions[b, t]
-        for b in range(n):  # padding steps get one dummy valid choice so softmax is defined
-            valid[b, live[b] == 0, 0] = True
+        for b, steps in enumerate(walks):
+            for t, (action, offset, choices) in enumerate(steps):
+                actions[b, t] = action
+                valid[b, t, offset + np.asarray(choices)] = True
+            live[b, :len(steps)] = 1.0
+            tokens[b, 1:len(steps)] = actions[b, :len(steps) - 1]
+            valid[b, len(steps):, 0] = True  # padding: one dummy valid choice
         return tokens, actions, valid, live
 
     def _log_probs(self, tokens, actions, valid, live):
-        """Sequence log-probs and entropies. Only the recurrence runs step by step; the
-        input projection, the heads and the softmax run once over all steps (few ops per
-        step keeps a PPO update cheap on a CPU)."""
+        """Sequence log-probs and entropies. The recurrence is one fused `BlockLSTM` op and
+        the heads and the softmax run once over all steps: a PPO update is a handful of
+        ops, not hundreds, which is what keeps it cheap on a CPU. BlockLSTM wants the gates
+        as (i, g, f, o), tf_keras stores (i, f, g, o). (BlockLSTMV2 takes the Keras order,
+        but its registered gradient is wrong in TF 2.20: tests/search/test_policy.py.)"""
         import tensorflow as tf
         cell = self.cell
-        n, steps, units = tf.shape(tokens)[0], tokens.shape[1], self.config.hidden
-        projected = tf.einsum("bte,eg->btg", self.embedding(tokens), cell.kernel) + cell.bias
-        h = tf.zeros((n, units))
-        c = tf.zeros((n, units))
-        outputs = []
-        for t in range(steps):  # gates i, f, g, o as tf_keras' LSTMCell orders them
-            z = projected[:, t] + tf.matmul(h, cell.recurrent_kernel)
-            i, f, g, o = tf.split(z, 4, axis=-1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            outputs.append(h)
-        logits = tf.where(valid, self.head(tf.stack(outputs, axis=1)), -1e9)
+        n, units = tf.shape(tokens)[0], self.config.hidden
+        zeros = tf.zeros((n, units))
+        peephole = tf.zeros((units,))
+        outputs = tf.raw_ops.BlockLSTM(
+            seq_len_max=tf.cast(tf.shape(tokens)[1], tf.int64),
+            x=tf.transpose(self.embedding(tokens), [1, 0, 2]), cs_prev=zeros, h_prev=zeros,
+            w=_keras_to_block_gates(tf.concat([cell.kernel, cell.recurrent_kernel], axis=0)),
+            b=_keras_to_block_gates(cell.bias), wci=peephole, wcf=peephole, wco=peephole,
+            forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+        hidden = tf.transpose(outputs[-1], [1, 0, 2])
+        logits = tf.where(valid, self.head(hidden), -1e9)
         logp = tf.nn.log_softmax(logits)
         chosen = tf.gather(logp, actions, batch_dims=2)
         entropy = -tf.reduce_sum(tf.where(valid, tf.exp(logp) * logp, 0.0), axis=-1)
@@ -199,18 +244,20 @@ class Policy:
         lp, _ = self._log_probs(*self._batch(sequences))
         return lp.numpy()
 
-    def _update_step(self, tokens, actions, valid, live, old_log_prob, advantage):
+    def _update_epochs(self, tokens, actions, valid, live, old_log_prob, advantage):
+        """All PPO epochs of one update in one graph call (one Python->TF round trip)."""
         import tensorflow as tf
         cfg = self.config
-        with tf.GradientTape() as tape:
-            lp, ent = self._log_probs(tokens, actions, valid, live)
-            ratio = tf.exp(lp - old_log_prob)
-            clipped = tf.clip_by_value(ratio, 1 - cfg.clip, 1 + cfg.clip)
-            surrogate = tf.minimum(ratio * advantage, clipped * advantage)
-            loss = -tf.reduce_mean(surrogate) - cfg.entropy * tf.reduce_mean(ent)
-        grads = tape.gradient(loss, self.variables)
-        grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
+        for _ in range(cfg.epochs):
+            with tf.GradientTape() as tape:
+                lp, ent = self._log_probs(tokens, actions, valid, live)
+                ratio = tf.exp(lp - old_log_prob)
+                clipped = tf.clip_by_value(ratio, 1 - cfg.clip, 1 + cfg.clip)
+                surrogate = tf.minimum(ratio * advantage, clipped * advantage)
+                loss = -tf.reduce_mean(surrogate) - cfg.entropy * tf.reduce_mean(ent)
+            grads = tape.gradient(loss, self.variables)
+            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip)
+            self.optimizer.apply_gradients(zip(grads, self.variables))
         return loss, tf.reduce_mean(ent)
 
     def update(self, sequences: Sequence[Sequence[int]], old_log_probs: Sequence[float],
@@ -221,8 +268,7 @@ class Policy:
         args = [tf.constant(a) for a in (tokens, actions, valid, live)] + [
             tf.constant(np.asarray(old_log_probs, np.float32)),
             tf.constant(np.asarray(advantages, np.float32))]
-        for _ in range(self.config.epochs):
-            loss, entropy = self._update_fn(*args)
+        loss, entropy = self._update_fn(*args)
         self.version += 1
         self._sync_numpy()
         return {"loss": float(loss), "entropy": float(entropy), "version": self.version}

@@ -2,20 +2,72 @@
 reward, and its state round-trips."""
 
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from search.policy import MovingBaseline, PPOConfig, Policy
 from search.space import CellSpace, get_space
 from search.toy import ToyObjective
 
 
-def test_sampling_log_probs_match_the_graph_for_variable_length_spaces():
-    space = get_space("mnasfpn", num_blocks=4)
+@pytest.mark.parametrize("name", ["mnasfpn", "conn_search"])
+def test_sampling_log_probs_and_entropies_match_the_graph(name):
+    """conn_search's sequences differ in length, so the graph pads them."""
+    space = get_space(name, num_blocks=4)
     policy = Policy(space, seed=1)
     rng = np.random.default_rng(0)
     samples = [policy.sample(rng) for _ in range(6)]
-    graph = policy.log_prob([s.decisions for s in samples])
-    np.testing.assert_allclose(graph, [s.log_prob for s in samples], atol=1e-4)
+    if name == "conn_search":
+        assert len({len(s.decisions) for s in samples}) > 1
+    sequences = [s.decisions for s in samples]
+    graph_lp, graph_entropy = (t.numpy() for t in policy._log_probs(*policy._batch(sequences)))
+    np.testing.assert_allclose(graph_lp, [s.log_prob for s in samples], atol=1e-4)
+    np.testing.assert_allclose(graph_entropy, [s.entropy for s in samples], atol=1e-4)
     assert all(s.entropy > 0 for s in samples)
+    policy._steps_cache.clear()  # a resumed search walks the space again: same batch
+    for fresh, cached in zip(policy._batch(sequences), policy._batch(sequences)):
+        np.testing.assert_array_equal(fresh, cached)
+    np.testing.assert_allclose(policy.log_prob(sequences), graph_lp, atol=1e-6)
+
+
+def test_greedy_sampling_ignores_the_rng_and_decodes():
+    space = get_space("mnasfpn", num_blocks=4)
+    policy = Policy(space, seed=2)
+    a, b = (policy.sample(np.random.default_rng(i), greedy=True) for i in (0, 1))
+    assert a == b
+    space.decode(a.decisions).validate()
+
+
+def test_fused_lstm_gradients_equal_a_step_by_step_lstm():
+    """The update differentiates through BlockLSTM; check it against tf_keras' LSTMCell."""
+    space = get_space("conn_search", num_blocks=4)
+    policy = Policy(space, seed=3)
+    rng = np.random.default_rng(0)
+    tokens, actions, valid, live = policy._batch(
+        [policy.sample(rng).decisions for _ in range(5)])
+
+    def reference_log_probs():
+        x = policy.embedding(tokens)
+        state = [tf.zeros((len(tokens), policy.config.hidden))] * 2
+        outputs = []
+        for t in range(tokens.shape[1]):
+            out, state = policy.cell(x[:, t], state)
+            outputs.append(out)
+        logp = tf.nn.log_softmax(tf.where(valid, policy.head(tf.stack(outputs, 1)), -1e9))
+        return tf.reduce_sum(tf.gather(logp, actions, batch_dims=2) * live, axis=1)
+
+    weights = tf.constant(rng.normal(size=len(tokens)), tf.float32)
+    gradients = []
+    for log_probs in (lambda: policy._log_probs(tokens, actions, valid, live)[0],
+                      reference_log_probs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(log_probs() * weights)
+        gradients.append(tape.gradient(loss, policy.variables))
+    for fused, reference in zip(*gradients):
+        fused = tf.convert_to_tensor(fused).numpy()
+        reference = tf.convert_to_tensor(reference).numpy()
+        np.testing.assert_allclose(fused, reference, atol=1e-5,
+                                   rtol=1e-4)
 
 
 def test_ppo_improves_the_toy_reward_and_state_round_trips():
