@@ -20,6 +20,7 @@ import time
 from typing import Any, Optional, Sequence
 
 OK, FAILED = "OK", "FAILED"
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,18 @@ class ProxyConfig:
     eval_batch_size: int = 16
     max_eval_batches: Optional[int] = None
     params_override: tuple = ()
+    # Warm start (the paper warm-starts MobileNetV2 from ImageNet): a backbone checkpoint
+    # every child starts from (`tf.train.Checkpoint(backbone=...)`, Model Garden's
+    # init_checkpoint_modules='backbone'), optionally frozen so only the head trains.
+    init_checkpoint: Optional[str] = None
+    warm_start_steps: int = 0  # > 0 and no init_checkpoint: make one (mnas_tf.warm_start)
+    warm_start_seed: int = 0
+    freeze_backbone: bool = False
+    metric: str = "AP"  # the COCO metric a child is scored by (ProxyResult.score)
+    # Detections below this score are dropped before NMS at evaluation. None keeps the
+    # experiment's (0.05); briefly trained heads are under-confident, and 1e-3 (the usual
+    # COCO-evaluation setting) lets their ranking still be scored.
+    eval_score_threshold: Optional[float] = None
 
     def validate(self) -> None:
         for name in ("train_steps", "batch_size", "input_size", "steps_per_check",
@@ -51,6 +64,18 @@ class ProxyConfig:
                              f"of 64")
         if not self.learning_rate > 0:
             raise ValueError(f"proxy config: learning_rate must be positive")
+        if self.metric not in METRICS:
+            raise ValueError(f"proxy config: metric {self.metric!r} is unknown; valid: "
+                             f"{', '.join(METRICS)}")
+        if self.warm_start_steps < 0:
+            raise ValueError(f"proxy config: warm_start_steps must be >= 0, got "
+                             f"{self.warm_start_steps}")
+        if self.freeze_backbone and not (self.init_checkpoint or self.warm_start_steps):
+            raise ValueError("proxy config: freeze_backbone needs init_checkpoint or "
+                             "warm_start_steps > 0 (a frozen random backbone cannot learn)")
+        if self.eval_score_threshold is not None and not 0 <= self.eval_score_threshold < 1:
+            raise ValueError(f"proxy config: eval_score_threshold must be in [0, 1), got "
+                             f"{self.eval_score_threshold}")
 
     def data_key(self) -> tuple:
         """What the shared input pipelines depend on."""
@@ -70,9 +95,16 @@ class ProxyResult:
     final_loss: Optional[float] = None
     timings: dict = dataclasses.field(default_factory=dict)
 
+    metric: str = "AP"
+
     @property
     def map(self) -> float:
         return float(self.metrics.get("AP", 0.0))
+
+    @property
+    def score(self) -> float:
+        """The metric the config scores children by (AP unless `metric` says otherwise)."""
+        return float(self.metrics.get(self.metric, 0.0))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,26 +144,40 @@ class ProxyEngine:
             val = val.take(config.max_eval_batches)
         self._val_batches = list(val)
         self.task.build_metrics(training=False)  # creates the COCO evaluator once
+        self._warm_starts: dict = {}
         self.startup_s = time.perf_counter() - start
 
-    def child_params(self, architecture: Any):
+    def child_params(self, architecture: Any, cfg: Optional[ProxyConfig] = None):
         """The engine's experiment with the child's architecture as the decoder."""
         from mnas_tf.arch import MnasFPNSpec, load_architecture
         spec = architecture if isinstance(architecture, MnasFPNSpec) else (
             MnasFPNSpec.from_dict(architecture) if isinstance(architecture, dict)
             else load_architecture(architecture))
-        cfg = self.config
+        cfg = cfg or self.config
+        model = {"decoder": {"mnasfpn": {"architecture": spec.to_json()}}}
+        if cfg.eval_score_threshold is not None:
+            model["detection_generator"] = {
+                "pre_nms_score_threshold": cfg.eval_score_threshold}
         return self.params.replace(
-            task={"model": {"decoder": {"mnasfpn": {"architecture": spec.to_json()}}}},
+            task={"model": model,
+                  "init_checkpoint": cfg.init_checkpoint,
+                  "init_checkpoint_modules": "backbone",
+                  "freeze_backbone": cfg.freeze_backbone},
             trainer={"optimizer_config": {
                 "learning_rate": {"cosine": {"initial_learning_rate": cfg.learning_rate,
                                              "decay_steps": cfg.train_steps}},
                 "warmup": {"linear": {"warmup_steps": cfg.warmup_steps,
                                       "warmup_learning_rate": cfg.learning_rate / 10}}}})
 
-    def run(self, architecture: Any, seed: int = 0) -> ProxyResult:
-        """Trains and scores one child; never raises for child-specific failures."""
+    def run(self, architecture: Any, seed: int = 0, on_trained=None,
+            config: Optional[ProxyConfig] = None, on_chunk=None) -> ProxyResult:
+        """Trains and scores one child; never raises for child-specific failures.
+
+        `config` replaces the engine's schedule for this run (same data); `on_chunk(done,
+        total, loss)` reports progress; `on_trained(model)` runs after training, before
+        scoring (e.g. to save weights)."""
         import tensorflow as tf
+        cfg = self.with_warm_start(config or self.config)
         start = time.perf_counter()
         timings: dict = {}
         steps_done = 0
@@ -143,27 +189,32 @@ class ProxyEngine:
 
             tf_keras.backend.clear_session()
             tf_keras.utils.set_random_seed(seed)
-            params = self.child_params(architecture)
+            params = self.child_params(architecture, cfg)
             task = task_factory.get_task(params.task)
             model = task.build_model()
+            task.initialize(model)  # the warm-start backbone, if the config names one
             optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
             metrics = task.build_metrics(training=True)
             timings["build_s"] = time.perf_counter() - start
 
             stage = "training"
             train_chunk = make_train_loop(task, model, optimizer, metrics)
-            chunk = self.config.steps_per_check
+            chunk = cfg.steps_per_check
             t0 = time.perf_counter()
-            while steps_done < self.config.train_steps:
-                n = min(chunk, self.config.train_steps - steps_done)
+            while steps_done < cfg.train_steps:
+                n = min(chunk, cfg.train_steps - steps_done)
                 loss = float(train_chunk(self._train_iterator, tf.constant(n)))
                 if steps_done == 0:
                     timings["first_chunk_s"] = time.perf_counter() - t0
                 steps_done += n
+                if on_chunk is not None:
+                    on_chunk(steps_done, cfg.train_steps, loss)
                 if not math.isfinite(loss):
                     return self._failed(f"loss is {loss} at step {steps_done}", start,
                                         steps_done, loss, timings)
             timings["train_s"] = time.perf_counter() - t0
+            if on_trained is not None:
+                on_trained(model)
             stage = "evaluation"
             t1 = time.perf_counter()
             result_metrics = self._evaluate(model)
@@ -175,14 +226,24 @@ class ProxyEngine:
             return self._failed(f"{stage} failed: {type(e).__name__}: {_first_line(e)}", start,
                                 steps_done, loss, timings)
         return ProxyResult(OK, result_metrics, time.perf_counter() - start, steps_done,
-                           final_loss=loss, timings=timings)
+                           final_loss=loss, timings=timings, metric=cfg.metric)
+
+    def with_warm_start(self, cfg: ProxyConfig) -> ProxyConfig:
+        """`cfg` with init_checkpoint set to the warm-start backbone when it asks for one
+        (trained and cached on first use: mnas_tf.warm_start)."""
+        if cfg.init_checkpoint or not cfg.warm_start_steps:
+            return cfg
+        from mnas_tf.warm_start import backbone_checkpoint
+        key = (cfg.warm_start_steps, cfg.warm_start_seed, cfg.learning_rate, cfg.warmup_steps)
+        if key not in self._warm_starts:
+            self._warm_starts[key] = backbone_checkpoint(self, cfg)
+        return dataclasses.replace(cfg, init_checkpoint=self._warm_starts[key])
 
     def _evaluate(self, model) -> dict:
         import tensorflow as tf
         task = self.task
 
-        eval_step = tf.function(lambda inputs: task.validation_step(inputs, model),
-                                autograph=False)
+        eval_step = tf.function(_PerModelStep(task.validation_step, model), autograph=False)
 
         state = None
         for batch in self._val_batches:
@@ -195,6 +256,20 @@ class ProxyEngine:
     def _failed(reason, start, steps, loss, timings) -> ProxyResult:
         return ProxyResult(FAILED, {}, time.perf_counter() - start, steps, reason=reason,
                            final_loss=loss, timings=timings)
+
+
+class _PerModelStep:
+    """`step(inputs, model)` bound to one model, as a callable object rather than a closure.
+
+    tf.function's frequent-retracing warning counts traces per code object, so a closure
+    re-created per child (each child is a new model and must be traced) warns after five
+    children; an object is counted on its own."""
+
+    def __init__(self, step, model):
+        self.step, self.model = step, model
+
+    def __call__(self, inputs):
+        return self.step(inputs, self.model)
 
 
 def create_optimizer_slots(optimizer, variables) -> None:
@@ -216,17 +291,26 @@ def make_train_loop(task, model, optimizer, metrics):
     import tensorflow as tf
 
     create_optimizer_slots(optimizer, model.trainable_variables)
-
-    def train_loop(iterator, steps):
-        def body(i, _):
-            return i + 1, task.train_step(next(iterator), model, optimizer, metrics)["loss"]
-        _, loss = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), tf.constant(0.0)))
-        return loss
-
     # Without autograph: Model Garden's step has no tensor-dependent Python control flow,
     # and converting it costs ~20% of the trace.
-    train_loop = tf.function(train_loop, autograph=False)
-    return train_loop
+    return tf.function(_TrainLoop(task, model, optimizer, metrics), autograph=False)
+
+
+class _TrainLoop:
+    """`steps` train steps in a graph while-loop (a callable object: see _PerModelStep)."""
+
+    def __init__(self, task, model, optimizer, metrics):
+        self.task, self.model, self.optimizer, self.metrics = task, model, optimizer, metrics
+
+    def __call__(self, iterator, steps):
+        import tensorflow as tf
+
+        def body(i, _):
+            logs = self.task.train_step(next(iterator), self.model, self.optimizer,
+                                        self.metrics)
+            return i + 1, logs["loss"]
+        _, loss = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), tf.constant(0.0)))
+        return loss
 
 
 def _first_line(error: BaseException) -> str:

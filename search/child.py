@@ -60,17 +60,23 @@ class ChildEvaluator:
         return {"status": "done", "map": score, "metrics": {"toy_score": score},
                 "timings": {}}
 
-    def _proxy_result(self, spec, seed: int) -> dict:
-        from mnas_tf import proxy
+    def engine(self):
+        """The worker's proxy engine, built on first use (data pipelines, evaluator)."""
         if self._engine is None:
+            from mnas_tf import proxy
             self._gpu_memory_growth()
             self._engine = proxy.ProxyEngine(self.config.proxy)
+        return self._engine
+
+    def _proxy_result(self, spec, seed: int) -> dict:
+        from mnas_tf import proxy
+        engine = self.engine()
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
-            r = self._engine.run(spec, seed=seed)
+            r = engine.run(spec, seed=seed)
         if r.status != proxy.OK:
             return {"status": "failed", "error": r.reason, "metrics": r.metrics,
                     "timings": r.timings}
-        return {"status": "done", "map": r.map, "metrics": r.metrics,
+        return {"status": "done", "map": r.score, "metrics": r.metrics,
                 "timings": {**r.timings, "steps": r.steps, "final_loss": r.final_loss}}
 
     @staticmethod

@@ -157,6 +157,13 @@ def validate(config: SearchConfig) -> None:
     if config.latency.input_size <= 0 or config.latency.input_size % 64:
         raise SearchConfigError(f"latency.input_size must be a positive multiple of 64, got "
                                 f"{config.latency.input_size}")
+    checkpoint = config.proxy.init_checkpoint
+    if checkpoint and not _is_checkpoint(checkpoint):
+        raise SearchConfigError(
+            f"proxy.init_checkpoint {checkpoint}: no TF checkpoint there (need PREFIX.index "
+            f"or a directory with a 'checkpoint' file, written by "
+            f"tf.train.Checkpoint(backbone=model.backbone)); or drop the key and set "
+            f"proxy.warm_start_steps to let the search make one")
     try:
         check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
         config.ppo.validate()
@@ -164,6 +171,10 @@ def validate(config: SearchConfig) -> None:
         get_space(config.space, **config.space_overrides)
     except ValueError as e:
         raise SearchConfigError(str(e)) from None
+
+
+def _is_checkpoint(path: str) -> bool:
+    return os.path.exists(path + ".index") or os.path.isfile(os.path.join(path, "checkpoint"))
 
 
 def default_out_dir(config: SearchConfig) -> str:

@@ -16,8 +16,10 @@ with no finished child lost or repeated. DIR also gets frontier.json / frontier.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -190,6 +192,7 @@ class Search:
         from search.executors import make_executor
         start = time.perf_counter()
         requeued = self.store.requeue_running()
+        self._prepare_warm_start()
         self.executor = make_executor(self.executor_kind, self.config, self.address)
         budget = self.config.budget
         finished = lambda: sum(self.store.counts()[s] for s in (trial_store.DONE,
@@ -224,6 +227,21 @@ class Search:
             self.executor.shutdown()
         return self.finalize(start, done_at_start)
 
+    def _prepare_warm_start(self) -> None:
+        """Trains the proxy's warm-start backbone before the workers start, in a process of
+        its own, so its progress shows up front and workers find it cached."""
+        cfg = self.config.proxy
+        if self.config.evaluator != "proxy" or cfg.init_checkpoint or not cfg.warm_start_steps:
+            return
+        from mnas_tf.warm_start import cached_checkpoint
+        if cached_checkpoint(cfg):
+            return
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            error = pool.submit(_warm_start_in_process, self.config.to_dict()).result()
+        if error:
+            raise SearchError(error)
+
     def summary_line(self, start: float, done_at_start: int) -> str:
         counts = self.store.counts()
         done = counts[trial_store.DONE] + counts[trial_store.FAILED]
@@ -231,11 +249,16 @@ class Search:
         rate = (done - done_at_start) / hours if hours > 0 else 0.0
         best = self.best()
         s = self.state
-        best_text = (f"best reward {best.reward:.4f} (trial {best.id}, mAP {best.map:.4f}, "
+        metric = self._metric_name()
+        best_text = (f"best reward {best.reward:.4f} (trial {best.id}, {metric} {best.map:.4f}, "
                      f"{_fmt(best.latency_ms)} ms)" if best else "best reward -")
         return (f"[search] {counts[trial_store.DONE]} done / {counts[trial_store.RUNNING]} "
                 f"running / {counts[trial_store.FAILED]} failed | {rate:.1f} children/h | "
                 f"{best_text} | entropy {_fmt(s.last_entropy)} | baseline {_fmt(s.baseline)}")
+
+    def _metric_name(self) -> str:
+        """What the `map` column holds: the proxy's scoring metric (or the toy score)."""
+        return "toy score" if self.config.evaluator == "toy" else self.config.proxy.metric
 
     def best(self):
         scored = [t for t in self.store.trials(trial_store.DONE) if t.reward is not None]
@@ -244,13 +267,14 @@ class Search:
     def finalize(self, start: float, done_at_start: int) -> dict:
         from search.frontier import write_frontier
         frontier = write_frontier(self.store.trials(trial_store.DONE), self.out_dir,
-                                  self.config.reward.target_ms)
+                                  self.config.reward.target_ms, self._metric_name())
         best = self.best()
         summary = {"out": self.out_dir, "database": self.store.path,
                    "counts": self.store.counts(), "updates": self.state.updates,
                    "frontier": len(frontier),
                    "best": None if best is None else {
                        "trial": best.id, "reward": best.reward, "map": best.map,
+                       "metric": self._metric_name(),
                        "latency_ms": best.latency_ms, "arch": best.arch},
                    "seconds": round(time.perf_counter() - start, 1)}
         with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
@@ -279,6 +303,20 @@ class Search:
 
 def _fmt(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _warm_start_in_process(config: dict) -> Optional[str]:
+    """Builds the warm-start checkpoint in a spawned process; returns an error or None."""
+    from mnas_tf.warm_start import WarmStartError
+    from search.child import ChildEvaluator
+    evaluator = ChildEvaluator(config)
+    try:
+        evaluator.engine().with_warm_start(evaluator.config.proxy)
+    except WarmStartError as e:
+        return f"{e}; lower proxy.learning_rate or set proxy.init_checkpoint"
+    except Exception as e:  # pylint: disable=broad-except  (one line for the user)
+        return f"warm start failed: {type(e).__name__}: {e}"
+    return None
 
 
 def _latency_predictor(config: SearchConfig, progress: bool):

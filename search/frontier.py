@@ -19,7 +19,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None) -> list[dict]:
+def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None,
+                   metric: str = "AP") -> list[dict]:
     """frontier.json (non-dominated trials) and frontier.png (all trials, frontier drawn)."""
     scored = [t for t in trials if t.map is not None and t.latency_ms is not None]
     front = [scored[i] for i in pareto_front([(t.latency_ms, t.map) for t in scored])]
@@ -28,11 +29,11 @@ def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None) -> l
     with open(os.path.join(out_dir, "frontier.json"), "w") as f:
         json.dump(rows, f, indent=2)
     if scored:
-        _plot(scored, front, os.path.join(out_dir, "frontier.png"), target_ms)
+        _plot(scored, front, os.path.join(out_dir, "frontier.png"), target_ms, metric)
     return rows
 
 
-def _plot(trials, front, path: str, target_ms: Optional[float]) -> None:
+def _plot(trials, front, path: str, target_ms: Optional[float], metric: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -45,7 +46,7 @@ def _plot(trials, front, path: str, target_ms: Optional[float]) -> None:
     if target_ms:
         ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("mAP (proxy)")
+    ax.set_ylabel(f"{metric} (proxy task)")
     ax.set_title("search: all children and the latency/accuracy frontier")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """The proxy-task API: a short child run, failures as results, shared pipelines."""
 
 import dataclasses
+import os
 
 import pytest
 
@@ -43,8 +44,42 @@ def test_nan_loss_is_a_failed_result(config):
     assert result.status == FAILED and result.reason == "loss is nan at step 2"
 
 
+def test_warm_start_is_trained_once_then_children_start_from_it_frozen(
+        config, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from mnas_tf import warm_start
+    monkeypatch.setenv("MNAS_TF_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(config, train_steps=2, warm_start_steps=2, freeze_backbone=True,
+                              metric="AP50", eval_score_threshold=1e-3)
+    assert warm_start.cached_checkpoint(cfg) is None
+    engine = proxy._ENGINES.get(config.data_key()) or proxy.ProxyEngine(config)
+    prefix = engine.with_warm_start(cfg).init_checkpoint
+    assert prefix == warm_start.cached_checkpoint(cfg)
+    assert warm_start.read_manifest(os.path.dirname(prefix))["steps"] == 2
+
+    # A child finds it on disk (no second training), starts from it and, frozen, ends its
+    # training with exactly its weights, BN statistics included.
+    monkeypatch.setattr(warm_start, "_train", lambda *a: pytest.fail("trained twice"))
+    engine._warm_starts.clear()
+    trained = str(tmp_path / "trained" / "backbone")
+    result = engine.run("mnasfpn_dm0.7", seed=4, config=cfg, on_trained=lambda model: (
+        tf.train.Checkpoint(backbone=model.backbone).write(trained)))
+    assert result.status == OK, result.reason
+    assert result.score == result.metrics["AP50"]
+    saved, after = tf.train.load_checkpoint(prefix), tf.train.load_checkpoint(trained)
+    keys = [k for k in saved.get_variable_to_shape_map() if k.startswith("backbone/")]
+    assert len(keys) > 100 and set(keys) == {
+        k for k in after.get_variable_to_shape_map() if k.startswith("backbone/")}
+    for key in keys:
+        assert (saved.get_tensor(key) == after.get_tensor(key)).all(), key
+
+
 @pytest.mark.parametrize("field, value", [("train_steps", 0), ("batch_size", -1),
-                                          ("input_size", 100), ("learning_rate", 0.0)])
+                                          ("input_size", 100), ("learning_rate", 0.0),
+                                          ("metric", "mAP"), ("freeze_backbone", True),
+                                          ("warm_start_steps", -1),
+                                          ("eval_score_threshold", 1.5)])
 def test_invalid_proxy_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(ProxyConfig(), **{field: value}).validate()

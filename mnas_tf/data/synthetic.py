@@ -178,7 +178,7 @@ def default_root() -> str:
 
 
 @contextlib.contextmanager
-def _locked(root: str) -> Iterator[None]:
+def cache_lock(root: str) -> Iterator[None]:
     """One builder per cache root at a time, across processes."""
     with open(os.path.join(root, ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -277,7 +277,7 @@ def default_dataset(
     if paths is not None:
         return paths
     os.makedirs(root, exist_ok=True)
-    with _locked(root):
+    with cache_lock(root):
         paths = _read_manifest(directory, config, search_val_fraction)
         if paths is None:  # nobody built it while we waited for the lock
             _build(directory, config, search_val_fraction, progress)

@@ -34,6 +34,11 @@ def _toy_config(tmp_path, **extra):
     ("reward: {kind: best}", "reward.kind 'best' is unknown; valid kinds are mnas"),
     ("space: fast", "unknown search space 'fast'"),
     ("latency: {sorce: lut}", "latency: unknown key(s) sorce; valid keys are source"),
+    ("proxy: {metric: mAP}", "metric 'mAP' is unknown; valid: AP, AP50"),
+    ("proxy: {init_checkpoint: /nowhere/ckpt}", "proxy.init_checkpoint /nowhere/ckpt: no TF "
+                                                "checkpoint there"),
+    ("proxy: {warm_start_steps: 0}", "freeze_backbone needs init_checkpoint or "
+                                     "warm_start_steps > 0"),
 ])
 def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys, yaml_text, needle):
     path = tmp_path / "bad.yaml"
