@@ -17,8 +17,10 @@ search and worker on the machine: a lock makes concurrent workers build it once,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -105,10 +107,10 @@ def _train(engine, cfg, directory: str, log: Callable[[str], None]) -> None:
     schedule = dataclasses.replace(cfg, train_steps=cfg.warm_start_steps, warm_start_steps=0,
                                    init_checkpoint=None, freeze_backbone=False)
     start = time.perf_counter()
-    result = engine.run("mnasfpn", seed=cfg.warm_start_seed, on_trained=save,
-                        config=schedule,
-                        on_chunk=lambda done, total, loss: log(
-                            f"[warm start] step {done}/{total} loss {loss:.3f}"))
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
+        result = engine.run("mnasfpn", seed=cfg.warm_start_seed, on_trained=save,
+                            config=schedule, on_chunk=lambda done, total, loss: log(
+                                f"[warm start] step {done}/{total} loss {loss:.3f}"))
     if result.status != OK or "path" not in saved:
         shutil.rmtree(partial, ignore_errors=True)
         raise WarmStartError(f"warm-start training failed: {result.reason}")
