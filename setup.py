@@ -31,6 +31,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout",
+            "pytest-xdist",
             "hypothesis",
             "ray>=2.9",
         ],

@@ -5,7 +5,7 @@ first) and a per-kind softmax head scores that kind's choices; choices the space
 invalid get probability zero. All heads are slices of one output layer, so sequences whose
 kinds differ step by step (Conn-Search's variable in-degree) still batch together.
 
-Sampling runs in NumPy on a copy of the weights (about 10 us a step: the controller must
+Sampling runs in NumPy on a copy of the weights (about 40 us a step: the controller must
 not be the bottleneck of a search), the PPO update in TensorFlow; `log_prob` checks that
 both agree. Only tf_keras layers are used, so the weights checkpoint like any Keras model.
 """
