@@ -82,17 +82,22 @@ def _trivial_model() -> bytes:
     return single_op_models([key])[0]
 
 
-def detector_flatbuffer(params, spec=None, backbone_only: bool = False) -> bytes:
-    """Float TFLite of the experiment's raw detector (or its backbone) with `spec` as head."""
+def detector_flatbuffer(params, spec=None, backbone_only: bool = False, model=None) -> bytes:
+    """Float TFLite of the experiment's raw detector (or its backbone) with `spec` as head.
+    `model`, a task model already built from `params`, saves building it again (the
+    enumeration test converts the detector and its backbone from one model)."""
     import tf_keras
     from official.core import task_factory
 
     from export.tflite import convert
     from mnas_tf.modeling.factory import build_raw_detector
     if spec is not None:
+        if model is not None:
+            raise ValueError("pass either spec or a built model, not both")
         params = params.replace(task={"model": {"decoder": {"mnasfpn": {
             "architecture": spec.to_json()}}}})
-    model = task_factory.get_task(params.task).build_model()
+    if model is None:
+        model = task_factory.get_task(params.task).build_model()
     size = tuple(params.task.model.input_size[:2])
     if backbone_only:
         image = tf_keras.Input((*size, 3), batch_size=1)

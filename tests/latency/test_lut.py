@@ -29,23 +29,23 @@ FOUR_BLOCKS = [dict(inputs=(0, 1), level=3, expansion=32),
 
 def test_enumeration_equals_the_converted_model():
     """Exactly the ops (multiset of keys) the converter emits for the head and predictor:
-    a sampled cell with SE merges and an unused block, at 128x128."""
-    import tf_keras
+    a sampled cell with SE merges and an unused block, at 128x128. Both models come from
+    `lut.detector_flatbuffer`, the conversion `build` and `fidelity` measure, so this also
+    checks that the backbone subgraph a table measures is exactly the detector's."""
     from official.core import task_factory
 
-    from export.tflite import convert
     from latency.graph import read_ops
+    from latency.lut import detector_flatbuffer
     from mnas_tf.experiment import load_experiment
-    from mnas_tf.modeling.factory import build_raw_detector
     spec = MnasFPNSpace().sample(np.random.default_rng(1))
     assert len(spec.used_blocks()) < len(spec.blocks)
     assert any(b.merge == "se" for b in spec.blocks)
     params = load_experiment("mnasfpn_mobilenetv2_coco", [{"task": {"model": {
         "input_size": [128, 128, 3], "decoder": {"mnasfpn": {"architecture": spec.to_json()}}}}}])
     model = task_factory.get_task(params.task).build_model()
-    converted = counts(read_ops(convert(build_raw_detector(model, (128, 128)))))
-    image = tf_keras.Input((128, 128, 3), batch_size=1)
-    for key, n in counts(read_ops(convert(tf_keras.Model(image, model.backbone(image))))).items():
+    converted = counts(read_ops(detector_flatbuffer(params, model=model)))
+    backbone = detector_flatbuffer(params, backbone_only=True, model=model)
+    for key, n in counts(read_ops(backbone)).items():
         converted[key] -= n
     converted = {k: v for k, v in converted.items() if v}
     parts = detector_ops(spec, DetectorShape.from_params(params))
@@ -143,24 +143,46 @@ def test_fidelity_metrics_on_known_values():
     assert m["kendall_tau"] == pytest.approx(1.0)
 
 
-def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys):
-    """A real host table at 128x128 (every op of the MnasFPN space measured), then predict
-    and a 2-model fidelity run; the second build reuses the table."""
+def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkeypatch,
+                                                        tiny_tflite):
+    """The CLI on the host at 128x128: `build` of a small MnasFPN space
+    (`--space-overrides`: one C, one F, one kernel, two cells; sum and SE merges, so every
+    op type of the space) converts and measures its single-op models for real and writes
+    the table; a second build reuses it; `predict` prints the split; `fidelity` measures
+    and compares. Whole models (backbone, calibration, fidelity) are the session's tiny
+    real TFLite model: converting Model Garden detectors here took ~50 s, and
+    `test_enumeration_equals_the_converted_model` converts them through the same
+    `lut.detector_flatbuffer`."""
     from latency import lut
+    models = []
+    monkeypatch.setattr(lut, "detector_flatbuffer", lambda params, spec=None, **kw: (
+        models.append(spec), open(tiny_tflite, "rb").read())[1])
+    overrides = {"channels": [16], "expansions": [16], "kernels": [3], "repeats": 2}
+    space = ["--space-overrides", json.dumps(overrides)]
     common = ["--input-size", "128", "128", "--table-dir", str(tmp_path), "--json"]
-    assert lut.main(["build", "--calibration", "1", *common]) == 0
+    assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["entries"] == built["space_keys"] + 1 and built["measured_now"] > 100
-    assert lut.main(["build", "--calibration", "1", *common]) == 0
-    assert json.loads(capsys.readouterr().out)["measured_now"] == 0
-    assert lut.main(["predict", "mnasfpn", *common]) == 0
+    assert built["entries"] == built["space_keys"] + 1
+    assert built["measured_now"] == built["space_keys"] == 84 and built["space"] == "mnasfpn"
+    assert built["calibrated_spaces"] == ["mnasfpn"] and math.isfinite(built["constant_us"])
+    assert models[0] is None and len(models) == 2  # the backbone, one calibration model
+    assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
+    assert json.loads(capsys.readouterr().out)["measured_now"] == 0 and len(models) == 2
+    small = get_space("mnasfpn", **{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in overrides.items()})
+    spec = lut.sample_architectures(1, 3, small)[0]
+    assert lut.main(["predict", spec.to_json(), *common]) == 0
     predicted = json.loads(capsys.readouterr().out)
-    assert predicted["total_ms"] > 0 and set(predicted["parts_ms"]) >= {
-        "backbone", "head", "predictor"}
-    assert lut.main(["fidelity", "--n", "2", "--seed", "5", *common]) == 0
+    parts = predicted["parts_ms"]
+    assert set(parts) >= {"backbone", "head", "predictor"} and parts["head"] > 0
+    assert predicted["total_ms"] == pytest.approx(sum(parts.values()))
+    assert lut.main(["predict", "mnasfpn", *common]) == 2  # the full space's ops: missing
+    assert "latency.lut build" in capsys.readouterr().err
+    assert lut.main(["fidelity", "--n", "2", "--seed", "5", *space, *common]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"r2", "mape", "within_10pct", "kendall_tau", "n"} <= set(result)
-    assert result["n"] == 2 and result["mape"] < 100
+    assert result["n"] == 2 and len(result["measured_ms"]) == 2 and len(models) == 4
+    assert {m.channels for m in models[1:]} == {16}  # drawn from the small space
 
 
 def test_unknown_architecture_is_one_clear_line(tmp_path, capsys):
