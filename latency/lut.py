@@ -1,19 +1,25 @@
 """`python -m latency.lut`: build, use and check the connectivity-based latency table.
 
-    python -m latency.lut build --backend host [--space mnasfpn] [--experiment E]
+    python -m latency.lut build --backend host [--space mnasfpn] [--space-overrides JSON]
     python -m latency.lut predict ARCH.json [--json]
-    python -m latency.lut fidelity --n 50 --seed S [--json]
+    python -m latency.lut fidelity --n 50 --seed S [--space NAME] [--json]
 
 `build` measures every op the space can produce (single-op models, batched conversion),
 the backbone as one subgraph, the per-invoke overhead, and a constant fitted on a few
-calibration architectures measured end to end; it resumes where it stopped. `fidelity`
-measures N held-out random architectures end to end and compares with the predictions.
-Tables live in ~/.cache/mnas_tf/latency (or $MNAS_TF_LATENCY_DIR), one per device.
+calibration architectures measured end to end; it resumes where it stopped. Spaces are
+those of `search.space` (mnasfpn, no_expand, conn_search, nasfpnlite_s);
+`--space-overrides '{"channels": [16], "kernels": [3]}'` restricts one (any CellSpace
+field), e.g. for a quick table. One table per device holds the union of every space
+built into it: a second space measures only the op keys the first lacked. `fidelity`
+measures N held-out random architectures of a space end to end and compares with the
+predictions. Tables live in ~/.cache/mnas_tf/latency (or $MNAS_TF_LATENCY_DIR), one per
+device.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -76,17 +82,22 @@ def _trivial_model() -> bytes:
     return single_op_models([key])[0]
 
 
-def detector_flatbuffer(params, spec=None, backbone_only: bool = False) -> bytes:
-    """Float TFLite of the experiment's raw detector (or its backbone) with `spec` as head."""
+def detector_flatbuffer(params, spec=None, backbone_only: bool = False, model=None) -> bytes:
+    """Float TFLite of the experiment's raw detector (or its backbone) with `spec` as head.
+    `model`, a task model already built from `params`, saves building it again (the
+    enumeration test converts the detector and its backbone from one model)."""
     import tf_keras
     from official.core import task_factory
 
     from export.tflite import convert
     from mnas_tf.modeling.factory import build_raw_detector
     if spec is not None:
+        if model is not None:
+            raise ValueError("pass either spec or a built model, not both")
         params = params.replace(task={"model": {"decoder": {"mnasfpn": {
             "architecture": spec.to_json()}}}})
-    model = task_factory.get_task(params.task).build_model()
+    if model is None:
+        model = task_factory.get_task(params.task).build_model()
     size = tuple(params.task.model.input_size[:2])
     if backbone_only:
         image = tf_keras.Input((*size, 3), batch_size=1)
@@ -111,16 +122,47 @@ def measure_architecture(table, params, shape, spec, backend, threads, warmup=10
 
 
 def sample_architectures(n: int, seed: int, space=None) -> list:
+    """`n` architectures of `space` (default MnasFPN). The MnasFPN family keeps the
+    rejection sampler (uniform over valid cells, and the same draws as before for a seed,
+    so cached end-to-end latencies and reported fidelity sets stay valid); it only draws
+    MnasFPN blocks, so other families use the controller's decision sampler."""
     from search.space import MnasFPNSpace
     space = space or MnasFPNSpace()
     rng = np.random.default_rng(seed)
-    return [space.sample(rng) for _ in range(n)]
+    if space.family == "mnasfpn":
+        return [space.sample(rng) for _ in range(n)]
+    return [space.decode(space.sample_decisions(rng)) for _ in range(n)]
+
+
+def space_record(space) -> dict:
+    """A space as JSON data (every CellSpace field), to remember which spaces a table's
+    constant was calibrated on."""
+    return json.loads(json.dumps(dataclasses.asdict(space)))
+
+
+def _space_from_record(record: dict):
+    from search.space import CellSpace
+    return CellSpace(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+
+
+def table_ready(table, shape: DetectorShape, space) -> bool:
+    """Whether `table` prices every architecture of `space` at `shape`: the backbone and
+    every op key of the space are measured and the constant was calibrated at this shape
+    with this space among its calibration spaces. Pure Python (no measurement)."""
+    calibrated = [r["space"] for r in table.meta("calibrated_spaces", [])]
+    return (table.meta("constant_us") is not None
+            and table.meta("calibration_shape") == repr(shape)
+            and space_record(space) in calibrated
+            and not table.missing([shape.backbone_key(), *space_op_keys(space, shape)]))
 
 
 def build(table, params, shape, backend, threads: int, calibration: int = 3,
-          progress: bool = True) -> dict:
-    """Fills the table for the MnasFPN space at `shape` and calibrates its constant."""
+          progress: bool = True, space=None) -> dict:
+    """Fills the table for `space` (a `search.space.CellSpace`, default MnasFPN) at `shape`
+    and calibrates its constant. Only keys the table lacks are measured, so building a
+    second space into a device's table measures just the ops the first did not have."""
     from search.space import MnasFPNSpace
+    space = space or MnasFPNSpace()
     start = time.perf_counter()
     if table.meta("invoke_overhead_us") is None:
         r = _measure_bytes(backend, _trivial_model(), threads, 10, 200)
@@ -131,25 +173,41 @@ def build(table, params, shape, backend, threads: int, calibration: int = 3,
                            10, 50)
         table.put([(str(backbone), r.median_ms * 1e3, r.mean_ms * 1e3,
                     (r.std_ms or 0.0) * 1e3, r.runs)])
-    keys = space_op_keys(MnasFPNSpace(), shape)
+    keys = space_op_keys(space, shape)
     measured = measure_ops(table, keys, backend, threads, progress=progress)
-    calibrate(table, params, shape, backend, threads, calibration, progress)
-    return {"table": table.path, "entries": len(table), "space_keys": len(keys),
-            "measured_now": measured, "invoke_overhead_us": table.invoke_overhead_us,
-            "constant_us": table.constant_us, "seconds": round(time.perf_counter() - start, 1)}
+    calibrate(table, params, shape, backend, threads, calibration, progress, space)
+    return {"table": table.path, "space": space.name, "entries": len(table),
+            "space_keys": len(keys), "measured_now": measured,
+            "invoke_overhead_us": table.invoke_overhead_us, "constant_us": table.constant_us,
+            "calibrated_spaces": [r["space"]["name"] for r in table.meta("calibrated_spaces")],
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
-def calibrate(table, params, shape, backend, threads, count: int, progress: bool = True):
-    """The constant: median of (measured - summed entries) over `count` architectures."""
+def calibrate(table, params, shape, backend, threads, count: int, progress: bool = True,
+              space=None):
+    """The constant: median of (measured - summed entries) over `count` architectures of
+    `space` and of every space calibrated into this table before, so a table shared by
+    several spaces gets one constant fitted on all of them instead of the last one's.
+    End-to-end latencies are cached in the table: earlier spaces' architectures are only
+    measured again at a new input size. The meta is written once all are measured."""
     from tqdm import tqdm
-    table.set_meta("constant_us", 0.0)
+
+    from search.space import MnasFPNSpace
+    record = {"space": space_record(space or MnasFPNSpace()), "count": count}
+    spaces = [r for r in table.meta("calibrated_spaces", []) if r["space"] != record["space"]]
+    spaces.append(record)
+    specs = [spec for r in spaces
+             for spec in sample_architectures(r["count"], CALIBRATION_SEED,
+                                              _space_from_record(r["space"]))]
     predictor = LatencyPredictor(table, shape)
     residuals = []
-    for spec in tqdm(sample_architectures(count, CALIBRATION_SEED), desc="calibrating",
-                     unit="model", disable=not progress):
+    for spec in tqdm(specs, desc="calibrating", unit="model", disable=not progress):
         measured = measure_architecture(table, params, shape, spec, backend, threads)
-        residuals.append(measured - predictor.predict(spec).total_ms)
+        predicted = predictor.predict(spec)
+        residuals.append(measured - (predicted.total_ms - predicted.parts_ms["overhead"]))
     table.set_meta("constant_us", float(np.median(residuals)) * 1e3 if residuals else 0.0)
+    table.set_meta("calibration_shape", repr(shape))
+    table.set_meta("calibrated_spaces", spaces)
 
 
 def fidelity_metrics(measured: Sequence[float], predicted: Sequence[float]) -> dict:
@@ -166,11 +224,12 @@ def fidelity_metrics(measured: Sequence[float], predicted: Sequence[float]) -> d
 
 
 def fidelity(table, params, shape, backend, threads, n: int, seed: int,
-             progress: bool = True) -> dict:
+             progress: bool = True, space=None) -> dict:
+    """Predicted vs measured end to end on `n` held-out architectures of `space`."""
     from tqdm import tqdm
     predictor = LatencyPredictor(table, shape)
     measured, predicted = [], []
-    for spec in tqdm(sample_architectures(n, seed), desc="measuring held-out models",
+    for spec in tqdm(sample_architectures(n, seed, space), desc="measuring held-out models",
                      unit="model", disable=not progress):
         predicted.append(predictor.predict(spec).total_ms)
         measured.append(measure_architecture(table, params, shape, spec, backend, threads))
@@ -194,14 +253,22 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
     common.add_argument("--table-dir", help=f"default {table_dir_default()}")
     common.add_argument("--json", action="store_true")
-    b = sub.add_parser("build", parents=[common], help="measure the table for a space")
-    b.add_argument("--space", choices=("mnasfpn",), default="mnasfpn")
+    spaces = argparse.ArgumentParser(add_help=False)
+    spaces.add_argument("--space", default="mnasfpn",
+                        help="search space (mnasfpn, no_expand, conn_search, nasfpnlite_s; "
+                             "default %(default)s)")
+    spaces.add_argument("--space-overrides", metavar="JSON", default="{}",
+                        help='JSON object of space settings, e.g. \'{"channels": [16], '
+                             '"kernels": [3]}\' (any field of search.space.CellSpace)')
+    b = sub.add_parser("build", parents=[common, spaces],
+                       help="measure the table for a space")
     b.add_argument("--calibration", type=int, default=3,
                    help="architectures measured end to end to fit the constant")
     p = sub.add_parser("predict", parents=[common], help="predict one architecture")
     p.add_argument("architecture", help="spec JSON file, shipped name or inline JSON")
     p.add_argument("--missing", choices=("error", "estimate"), default="error")
-    f = sub.add_parser("fidelity", parents=[common], help="predicted vs measured")
+    f = sub.add_parser("fidelity", parents=[common, spaces],
+                       help="predicted vs measured on random architectures of a space")
     f.add_argument("--n", type=int, default=50)
     f.add_argument("--seed", type=int, default=0)
     return parser
@@ -210,6 +277,21 @@ def _parser() -> argparse.ArgumentParser:
 def table_dir_default() -> str:
     from latency.table import table_dir
     return table_dir()
+
+
+def parse_space(name: str, overrides_json: str = "{}"):
+    """`search.space.get_space(name, **overrides)` from CLI text; ValueError (one line)
+    for an unknown name, bad JSON or an unknown setting."""
+    from search.space import get_space
+    try:
+        overrides = json.loads(overrides_json)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--space-overrides is not valid JSON: {e}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--space-overrides must be a JSON object of space settings, got "
+                         f"{overrides_json}")
+    return get_space(name, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in overrides.items()})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -221,13 +303,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.threads < 1:
             raise LatencyError("--threads must be >= 1")
+        space = parse_space(args.space, args.space_overrides) if "space" in args else None
         params, shape = load_shape(args.experiment, args.input_size)
         args.op_profiling = False
         backend = get_backend(args.backend, **_backend_kwargs(args))
         table = LatencyTable.for_device(backend.fingerprint(args.threads), args.table_dir)
         if args.command == "build":
             result = build(table, params, shape, backend, args.threads, args.calibration,
-                           progress=not args.json)
+                           progress=not args.json, space=space)
         elif args.command == "predict":
             spec = load_architecture(args.architecture)
             start = time.perf_counter()
@@ -238,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.n < 2:
                 raise LatencyError("--n must be at least 2 to compute R^2 and Kendall tau")
             result = fidelity(table, params, shape, backend, args.threads, args.n, args.seed,
-                              progress=not args.json)
+                              progress=not args.json, space=space)
     except (LatencyError, ArchitectureError, ConfigError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

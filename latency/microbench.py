@@ -49,6 +49,8 @@ def op_function(key: OpKey, rng: np.random.Generator) -> Callable:
         return lambda x: tf.image.resize(x, size, "nearest")
     if key.op == "MEAN":
         return lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    if key.op == "REDUCE_MAX":  # NAS-FPN's global-attention gate
+        return lambda x: tf.reduce_max(x, axis=[1, 2], keepdims=True)
     if key.op == "LOGISTIC":
         return tf.sigmoid
     if key.op == "RESHAPE":

@@ -12,11 +12,15 @@ Every cell family is covered: No-Expand and Conn-Search are MnasFPN blocks; with
 ("block_nosdo" units); NAS-FPN heads project the backbone levels, pool/upsample nodes
 without convs (the converter emits one op per distinct node and target level, and one
 REDUCE_MAX + LOGISTIC per distinct gate), and have no cell-wide residuals.
+
+`space_op_keys` lists every key a search space (any family) can produce, from the same
+unit builders, so a table built from it prices every architecture of that space.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Mapping
 
@@ -184,6 +188,35 @@ def _gate_ops(level: int, channels: int, sizes, dtype) -> list[OpKey]:
     return [OpKey("REDUCE_MAX", ((1, h, w, channels),), (1, 1, 1, channels), dtype=dtype)] + gate
 
 
+def _pyramid_inputs(shape: DetectorShape, family: str, sdo: bool, min_level: int,
+                    max_level: int, width: int) -> tuple[list[tuple], dict[int, int], set]:
+    """The units that make the first cell's inputs (NAS-FPN projections, extra levels), the
+    width of that input per level, and the resampled tensors they already emit (see
+    `head_cells`). Shared by `head_cells` and `space_units` so both agree on the pyramid."""
+    backbone = shape.backbone_channels()
+    extra: list[tuple] = []
+    channels: dict[int, int] = {}
+    seen: set = set()  # resampled tensors already emitted, by (tensor identity, how)
+    top = max(l for l in backbone if l <= max_level)
+    nasfpn = family == "nasfpn"
+    for level in range(min_level, max_level + 1):
+        if level <= top:
+            channels[level] = backbone[level]
+            if nasfpn and backbone[level] != width:
+                extra.append(("project", level, backbone[level], width))
+                channels[level] = width
+        elif nasfpn:
+            extra.append(("nas_resample", level - 1, level, width))
+            seen.add((("in", level - 1), ("resample", level)))
+            channels[level] = width
+        else:
+            extra.append(("extra" if sdo else "extra_nosdo", level, channels[level - 1], width))
+            if sdo:
+                seen.add((("in", level - 1), ("pool", 1)))
+            channels[level] = width
+    return extra, channels, seen
+
+
 def head_cells(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple[list[tuple], int]]:
     """The decoder as hashable units, grouped: [(units, times)], in order: extra levels,
     then the cells, consecutive identical cells as one group (typically the first cell,
@@ -196,28 +229,8 @@ def head_cells(spec: MnasFPNSpec, shape: DetectorShape) -> list[tuple[list[tuple
     whole head, as the converter's common-subexpression elimination does: a cell input
     that is the previous cell's block output (no residual added) or the tensor an extra
     level pooled is the same tensor, so pooling it again the same way costs nothing."""
-    backbone = shape.backbone_channels()
-    extra: list[tuple] = []
-    channels = {}
-    seen: set = set()  # resampled tensors already emitted, by (tensor identity, how)
-    top = max(l for l in backbone if l <= spec.max_level)
-    nasfpn = spec.family == "nasfpn"
-    for level in range(spec.min_level, spec.max_level + 1):
-        if level <= top:
-            channels[level] = backbone[level]
-            if nasfpn and backbone[level] != spec.channels:
-                extra.append(("project", level, backbone[level], spec.channels))
-                channels[level] = spec.channels
-        elif nasfpn:
-            extra.append(("nas_resample", level - 1, level, spec.channels))
-            seen.add((("in", level - 1), ("resample", level)))
-            channels[level] = spec.channels
-        else:
-            extra.append(("extra" if spec.sdo else "extra_nosdo", level, channels[level - 1],
-                          spec.channels))
-            if spec.sdo:
-                seen.add((("in", level - 1), ("pool", 1)))
-            channels[level] = spec.channels
+    extra, channels, seen = _pyramid_inputs(shape, spec.family, spec.sdo, spec.min_level,
+                                            spec.max_level, spec.channels)
     groups = [(extra, 1)]
     identities = [("in", l) for l in spec.levels]
     for cell in range(spec.repeats):
@@ -370,33 +383,70 @@ def detector_ops(spec: MnasFPNSpec, shape: DetectorShape) -> dict[str, list[OpKe
             "predictor": predictor_ops(spec, shape)}
 
 
-def space_op_keys(space, shape: DetectorShape) -> list[OpKey]:
-    """Every op key any architecture of `space` (a search.space.MnasFPNSpace) can contain
-    at `shape`: what a latency table must hold to price the whole space."""
-    import itertools
-    backbone = shape.backbone_channels()
-    sizes = level_sizes(shape, space.max_level)
-    levels = space.levels
-    keys: dict[str, OpKey] = {}
+def space_units(space, shape: DetectorShape) -> list[tuple]:
+    """Head units (see `head_cells`) whose ops are exactly the ops every architecture of
+    `space` (a `search.space.CellSpace`, any family) can contain. Enumerated over the
+    space's choices, not sampled, with the first cell's inputs (backbone widths,
+    projections, extra levels) from the same `_pyramid_inputs` the predictor walks.
 
-    def add(ops):
-        for op in ops:
-            keys.setdefault(str(op), op)
+    A block's ops are its per-input ops (each input's 1x1 and pool or resize, which
+    depend on the input, the block's level and F), the merge (which depends on the number
+    of inputs, not on which) and its conv; so block units cover the sources with
+    (s, s) and the merges and convs with (s0,) * degree instead of the far larger product
+    of real wirings, whose ops are the same. Residual adds fire where the first cell's
+    input is already C wide, and at every level from the second cell on. Only with
+    repeats = 1 and one block per level can a few same-level reads listed here not occur
+    (measured needlessly, never missed)."""
+    family, levels = space.family, space.levels
+    nasfpn = family == "nasfpn"
+    sdo = not nasfpn and getattr(space, "sdo", True)
+    units: dict[tuple, None] = {}  # ordered and deduplicated
     for c in space.channels:
-        spec_levels = [l for l in levels]
-        sources = {(l, backbone[l]) for l in spec_levels if l in backbone} | \
-            {(l, c) for l in spec_levels}
-        for source, level, f, kernel, merge in itertools.product(
-                sorted(sources), levels, space.expansions, space.kernels, space.merges):
-            ops, pools = block_ops((source, source), level, f, c, kernel, merge, sizes,
-                                   shape.dtype)
-            add(ops)
-            add(_pool(lvl, ch, step, sizes, shape.dtype) for lvl, ch, step in pools)
-        for level in levels:
-            add([_add(*sizes[level], c, dtype=shape.dtype)])
-        top = max(l for l in backbone if l <= space.max_level)
-        for level in range(top + 1, space.max_level + 1):
-            cin = backbone[top] if level == top + 1 else c
-            add(unit_ops(("extra", level, cin, c), sizes, shape.dtype))
-        add(_predictor_for(c, levels, shape, sizes))
-    return list(keys.values())
+        extra, first, _ = _pyramid_inputs(shape, family, sdo, space.min_level,
+                                          space.max_level, c)
+        units.update(dict.fromkeys(extra))
+        if nasfpn:
+            separable = getattr(space, "separable", True)
+            for level in levels:
+                units.update(dict.fromkeys(("nas_resample", src, level, c)
+                                           for src in levels if src != level))
+                if "attention" in space.merges:
+                    units[("nas_gate", level, c)] = None
+                # recycled: unread same-level nodes, at most the cell input and each block
+                units.update(dict.fromkeys(("nas_block", level, c, merge, recycled, separable)
+                                           for merge in space.merges
+                                           for recycled in range(space.num_blocks + 1)))
+            continue
+        # a block reads a first-cell input (its own width) or a C-wide node: a block's
+        # output, an extra level, or any input of a later cell
+        sources = list(dict.fromkeys([*sorted(first.items()), *((l, c) for l in levels)]))
+        expansions = (c,) if family == "no_expand" else space.expansions
+        kind = "block" if sdo else "block_nosdo"
+        for level, f in itertools.product(levels, expansions):
+            # each input's 1x1 and pool or resize: every source, at every block level and F
+            units.update(dict.fromkeys((kind, (source, source), level, f, c, space.kernels[0],
+                                        space.merges[0]) for source in sources))
+            # the merge (it depends on the number of inputs) and the conv
+            units.update(dict.fromkeys((kind, (sources[0],) * degree, level, f, c, kernel, merge)
+                                       for kernel, merge, degree in itertools.product(
+                                           space.kernels, space.merges,
+                                           range(2, space.max_inputs + 1))))
+        if sdo:
+            units.update(dict.fromkeys(("pool", l, w, level - l) for l, w in sources
+                                       for level in levels if level > l))
+        units.update(dict.fromkeys(("add", level, c) for level in levels
+                                   if first[level] == c or space.repeats > 1))
+    return list(units)
+
+
+def space_op_keys(space, shape: DetectorShape) -> list[OpKey]:
+    """Every op key (besides the backbone subgraph, `shape.backbone_key()`) any
+    architecture of `space` (a `search.space.CellSpace`, any family) can contain at
+    `shape`: what a latency table must hold to price the whole space. Built from the
+    predictor's own unit builders (`space_units` -> `unit_ops`, `_predictor_for`), so the
+    table and the predictor cannot disagree on an op's shape."""
+    sizes = level_sizes(shape, space.max_level)
+    ops = [op for unit in space_units(space, shape) for op in unit_ops(unit, sizes, shape.dtype)]
+    for c in space.channels:
+        ops += _predictor_for(c, space.levels, shape, sizes)
+    return list(dict.fromkeys(ops))

@@ -41,8 +41,9 @@ class MissingEntries(LatencyError):
     def __init__(self, keys: Sequence[str]):
         self.keys = list(keys)
         super().__init__(f"the latency table has no entry for {len(keys)} op(s), e.g. "
-                         f"{keys[0]}; run `python -m latency.lut build` for this space and "
-                         f"input size, or predict with missing='estimate'")
+                         f"{keys[0]}; run `python -m latency.lut build --space NAME` for the "
+                         f"architecture's space and input size, or predict with "
+                         f"missing='estimate'")
 
 
 class LatencyTable:

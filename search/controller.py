@@ -320,8 +320,11 @@ def _warm_start_in_process(config: dict) -> Optional[str]:
 
 
 def _latency_predictor(config: SearchConfig, progress: bool):
-    """arch dict -> predicted ms, from the device's table (built now if it is missing)."""
-    from latency.lut import build, load_shape
+    """arch dict -> predicted ms, from the device's table. The table is built for the
+    configured space first unless it already holds every op key of that space at this
+    input size and its constant was calibrated on it (an exact, measurement-free check);
+    a table built for other spaces only gets the keys it lacks measured."""
+    from latency.lut import build, load_shape, table_ready
     from latency.measure import get_backend
     from latency.table import LatencyPredictor, LatencyTable
     from mnas_tf.arch import MnasFPNSpec
@@ -331,20 +334,14 @@ def _latency_predictor(config: SearchConfig, progress: bool):
         if cfg.backend == "android" else {}
     backend = get_backend(cfg.backend, **kwargs)
     table = LatencyTable.for_device(backend.fingerprint(cfg.threads), cfg.table_dir)
-    predictor = LatencyPredictor(table, shape)
     space = get_space(config.space, **config.space_overrides)
-    try:  # one probe architecture: a table missing any of the space's ops gets built
-        predictor.predict(space.decode(space.sample_decisions(np.random.default_rng(0))))
-        complete = table.meta("constant_us") is not None
-    except Exception:  # pylint: disable=broad-except  (missing entries: build below)
-        complete = False
-    if not complete:
+    if not table_ready(table, shape, space):
         if progress:
-            print(f"[search] building the {cfg.backend} latency table at {cfg.input_size}x"
-                  f"{cfg.input_size} (once per device; resumable): {table.path}",
-                  file=sys.stderr)
-        build(table, params, shape, backend, cfg.threads, progress=progress)
-        predictor = LatencyPredictor(table, shape)
+            print(f"[search] building the {cfg.backend} latency table for space "
+                  f"{config.space!r} at {cfg.input_size}x{cfg.input_size} (once per device "
+                  f"and space; resumable): {table.path}", file=sys.stderr)
+        build(table, params, shape, backend, cfg.threads, progress=progress, space=space)
+    predictor = LatencyPredictor(table, shape)
     return lambda arch: predictor.predict(MnasFPNSpec.from_dict(arch)).total_ms
 
 

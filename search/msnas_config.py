@@ -83,7 +83,8 @@ def validate(cfg: dict) -> dict:
                           f"{', '.join(CONSTRAINTS)}, got {cfg['constraint']['type']!r}")
     if cfg["constraint"]["type"] == "latency":
         raise ConfigError("config key 'constraint.type': no latency LUT exists for the MSNAS "
-                          "space (latency.lut builds the mnasfpn space only); use 'madds'")
+                          "space (latency.lut builds the MnasFPN-family head spaces only); "
+                          "use 'madds'")
     if not 0 < cfg["evolution"]["mutation_prob"] <= 1:
         raise ConfigError("config key 'evolution.mutation_prob' must be in (0, 1]")
     return cfg

@@ -8,10 +8,10 @@ import pytest
 
 from latency.graph import counts, parse_key
 from latency.lut import fidelity_metrics
-from latency.ops import DetectorShape, detector_ops, head_ops, head_units
+from latency.ops import DetectorShape, detector_ops, head_ops, head_units, space_op_keys
 from latency.table import LatencyPredictor, LatencyTable, MissingEntries
 from mnas_tf.arch import BlockSpec, MnasFPNSpec, load_architecture
-from search.space import MnasFPNSpace
+from search.space import SPACES, MnasFPNSpace, get_space
 
 SMALL = DetectorShape(input_size=(64, 64), num_classes=7)
 
@@ -29,23 +29,23 @@ FOUR_BLOCKS = [dict(inputs=(0, 1), level=3, expansion=32),
 
 def test_enumeration_equals_the_converted_model():
     """Exactly the ops (multiset of keys) the converter emits for the head and predictor:
-    a sampled cell with SE merges and an unused block, at 128x128."""
-    import tf_keras
+    a sampled cell with SE merges and an unused block, at 128x128. Both models come from
+    `lut.detector_flatbuffer`, the conversion `build` and `fidelity` measure, so this also
+    checks that the backbone subgraph a table measures is exactly the detector's."""
     from official.core import task_factory
 
-    from export.tflite import convert
     from latency.graph import read_ops
+    from latency.lut import detector_flatbuffer
     from mnas_tf.experiment import load_experiment
-    from mnas_tf.modeling.factory import build_raw_detector
     spec = MnasFPNSpace().sample(np.random.default_rng(1))
     assert len(spec.used_blocks()) < len(spec.blocks)
     assert any(b.merge == "se" for b in spec.blocks)
     params = load_experiment("mnasfpn_mobilenetv2_coco", [{"task": {"model": {
         "input_size": [128, 128, 3], "decoder": {"mnasfpn": {"architecture": spec.to_json()}}}}}])
     model = task_factory.get_task(params.task).build_model()
-    converted = counts(read_ops(convert(build_raw_detector(model, (128, 128)))))
-    image = tf_keras.Input((128, 128, 3), batch_size=1)
-    for key, n in counts(read_ops(convert(tf_keras.Model(image, model.backbone(image))))).items():
+    converted = counts(read_ops(detector_flatbuffer(params, model=model)))
+    backbone = detector_flatbuffer(params, backbone_only=True, model=model)
+    for key, n in counts(read_ops(backbone)).items():
         converted[key] -= n
     converted = {k: v for k, v in converted.items() if v}
     parts = detector_ops(spec, DetectorShape.from_params(params))
@@ -72,6 +72,13 @@ def test_residuals_fire_only_where_shapes_match():
     assert adds(_spec(FOUR_BLOCKS, channels=48, repeats=3)) == 1 + 4 + 4
 
 
+def _hand_value(key: str, overhead_us: float = 2.0) -> float:
+    """A made-up entry: 1 ms for the backbone, 1 ns per output element for an op."""
+    parsed = parse_key(key)
+    return overhead_us + (1000.0 if parsed.op.startswith("SUBGRAPH") else
+                          0.001 * math.prod(parsed.output))
+
+
 def _hand_table(tmp_path, spec, shape, overhead_us=2.0, constant_us=500.0, drop=None):
     table = LatencyTable(str(tmp_path / "t.sqlite"), {"backend": "test"})
     keys = {str(k) for part in detector_ops(spec, shape).values() for k in part}
@@ -79,9 +86,7 @@ def _hand_table(tmp_path, spec, shape, overhead_us=2.0, constant_us=500.0, drop=
     for key in sorted(keys):
         if key == drop:
             continue
-        parsed = parse_key(key)
-        value = overhead_us + (1000.0 if parsed.op.startswith("SUBGRAPH") else
-                               0.001 * math.prod(parsed.output))
+        value = _hand_value(key, overhead_us)
         rows.append((key, value, value, 0.0, 50))
     table.put(rows)
     table.set_meta("invoke_overhead_us", overhead_us)
@@ -138,24 +143,46 @@ def test_fidelity_metrics_on_known_values():
     assert m["kendall_tau"] == pytest.approx(1.0)
 
 
-def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys):
-    """A real host table at 128x128 (every op of the MnasFPN space measured), then predict
-    and a 2-model fidelity run; the second build reuses the table."""
+def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkeypatch,
+                                                        tiny_tflite):
+    """The CLI on the host at 128x128: `build` of a small MnasFPN space
+    (`--space-overrides`: one C, one F, one kernel, two cells; sum and SE merges, so every
+    op type of the space) converts and measures its single-op models for real and writes
+    the table; a second build reuses it; `predict` prints the split; `fidelity` measures
+    and compares. Whole models (backbone, calibration, fidelity) are the session's tiny
+    real TFLite model: converting Model Garden detectors here took ~50 s, and
+    `test_enumeration_equals_the_converted_model` converts them through the same
+    `lut.detector_flatbuffer`."""
     from latency import lut
+    models = []
+    monkeypatch.setattr(lut, "detector_flatbuffer", lambda params, spec=None, **kw: (
+        models.append(spec), open(tiny_tflite, "rb").read())[1])
+    overrides = {"channels": [16], "expansions": [16], "kernels": [3], "repeats": 2}
+    space = ["--space-overrides", json.dumps(overrides)]
     common = ["--input-size", "128", "128", "--table-dir", str(tmp_path), "--json"]
-    assert lut.main(["build", "--calibration", "1", *common]) == 0
+    assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["entries"] == built["space_keys"] + 1 and built["measured_now"] > 100
-    assert lut.main(["build", "--calibration", "1", *common]) == 0
-    assert json.loads(capsys.readouterr().out)["measured_now"] == 0
-    assert lut.main(["predict", "mnasfpn", *common]) == 0
+    assert built["entries"] == built["space_keys"] + 1
+    assert built["measured_now"] == built["space_keys"] == 84 and built["space"] == "mnasfpn"
+    assert built["calibrated_spaces"] == ["mnasfpn"] and math.isfinite(built["constant_us"])
+    assert models[0] is None and len(models) == 2  # the backbone, one calibration model
+    assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
+    assert json.loads(capsys.readouterr().out)["measured_now"] == 0 and len(models) == 2
+    small = get_space("mnasfpn", **{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in overrides.items()})
+    spec = lut.sample_architectures(1, 3, small)[0]
+    assert lut.main(["predict", spec.to_json(), *common]) == 0
     predicted = json.loads(capsys.readouterr().out)
-    assert predicted["total_ms"] > 0 and set(predicted["parts_ms"]) >= {
-        "backbone", "head", "predictor"}
-    assert lut.main(["fidelity", "--n", "2", "--seed", "5", *common]) == 0
+    parts = predicted["parts_ms"]
+    assert set(parts) >= {"backbone", "head", "predictor"} and parts["head"] > 0
+    assert predicted["total_ms"] == pytest.approx(sum(parts.values()))
+    assert lut.main(["predict", "mnasfpn", *common]) == 2  # the full space's ops: missing
+    assert "latency.lut build" in capsys.readouterr().err
+    assert lut.main(["fidelity", "--n", "2", "--seed", "5", *space, *common]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"r2", "mape", "within_10pct", "kendall_tau", "n"} <= set(result)
-    assert result["n"] == 2 and result["mape"] < 100
+    assert result["n"] == 2 and len(result["measured_ms"]) == 2 and len(models) == 4
+    assert {m.channels for m in models[1:]} == {16}  # drawn from the small space
 
 
 def test_unknown_architecture_is_one_clear_line(tmp_path, capsys):
@@ -214,3 +241,171 @@ def test_enumeration_equals_the_converted_head_for_every_family(architecture):
     holder.weights = list(decoder.weights)
     flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder).convert()
     assert counts(read_ops(flatbuffer)) == counts(head_ops(spec, shape))
+
+
+# ------------------------------------------------------------ every search space
+
+# Keys per space at 320x320 (MobileNetV2, 91 classes); each equals the union of the ops of
+# 3000 sampled architectures of that space, i.e. no key is measured that no child uses.
+SPACE_KEYS_320 = {"mnasfpn": 630, "no_expand": 372, "conn_search": 565, "nasfpnlite_s": 62}
+MID = DetectorShape(input_size=(128, 128), num_classes=7)
+
+
+def _sampled(space, n, seed=0):
+    """Architectures as the controller draws them (decision sequences)."""
+    rng = np.random.default_rng(seed)
+    return [space.decode(space.sample_decisions(rng)) for _ in range(n)]
+
+
+def _priced_ops(spec, shape):
+    parts = detector_ops(spec, shape)
+    return parts["head"] + parts["predictor"]
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_space_op_keys_cover_every_architecture_of_the_space(name):
+    """Every op of 30 architectures sampled from the space is one of its keys (the
+    backbone is one subgraph entry, measured by `build` on its own)."""
+    shape = DetectorShape()
+    space = get_space(name)
+    keys = space_op_keys(space, shape)
+    assert len(keys) == len(set(keys)) == SPACE_KEYS_320[name]
+    assert shape.backbone_key() not in keys
+    keyset = set(keys)
+    for spec in _sampled(space, 30):
+        assert spec.family == space.family
+        missing = [str(k) for k in _priced_ops(spec, shape) if k not in keyset]
+        assert not missing, f"{spec.to_json()} needs {missing[:3]}"
+
+
+def test_space_key_counts_follow_the_space_choices():
+    """MnasFPN's keys are a fixed set (tables built before stay complete); each other
+    space adds what only it has, and one table holds their union."""
+    shape = DetectorShape()
+    keys = {name: set(space_op_keys(get_space(name), shape)) for name in SPACES}
+    only = {name: {k.op for k in keys[name] - keys["mnasfpn"]} for name in SPACES}
+    assert only["nasfpnlite_s"] >= {"REDUCE_MAX"}  # attention gates
+    assert not {k for k in keys["conn_search"] if k.op == "MEAN"}  # sum merges only: no SE
+    unfused_adds = {k for k in keys["conn_search"] - keys["mnasfpn"]}
+    assert unfused_adds and all(k.op == "ADD" and k.activation == "NONE"
+                                for k in unfused_adds)  # 3-4 input sums
+    assert {k.inputs[0][-1] for k in keys["no_expand"] - keys["mnasfpn"]
+            if k.op == "DEPTHWISE_CONV_2D"} == {48, 80}  # F = C where C is no F choice
+    assert len(set().union(*keys.values())) == 724
+    # a narrower space is a subset with fewer keys
+    narrow = set(space_op_keys(get_space("mnasfpn", channels=(16,), kernels=(3,)), shape))
+    assert narrow < keys["mnasfpn"] and len(narrow) < len(keys["mnasfpn"]) // 1.5
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_space_op_keys_are_tight_on_a_small_space(name):
+    """On a small version of each space, 200 sampled architectures together use every
+    key: the enumeration asks the device for nothing a child cannot contain."""
+    overrides = dict(channels=(16, 32), num_blocks=4, repeats=2)  # 32 = MobileNetV2's C3
+    if name != "nasfpnlite_s":
+        overrides.update(expansions=(16, 64), kernels=(3, 5))
+    space = get_space(name, **overrides)
+    used = {k for spec in _sampled(space, 200) for k in _priced_ops(spec, MID)}
+    assert used == set(space_op_keys(space, MID))
+
+
+class _FakeDevice:
+    """A device for `lut.build` without TFLite: a "model" is the text of its op keys (see
+    `_fake_converters`); one invoke costs 2 us, each op its `_hand_value`, and a whole
+    detector 300 us more (what calibration must find)."""
+
+    def __init__(self):
+        self.models = 0
+
+    def fingerprint(self, threads=1):
+        return {"backend": "fake", "threads": threads}
+
+    def measure(self, path, threads=1, warmup=10, runs=50):
+        from latency.measure import LatencyResult
+        self.models += 1
+        lines = open(path).read().split("\n")
+        us = 2.0 + sum(_hand_value(k, 0.0) for k in lines[1:]) + \
+            (300.0 if lines[0] == "detector" else 0.0)
+        return LatencyResult(median_ms=us / 1e3, mean_ms=us / 1e3, std_ms=0.0, p5_ms=None,
+                             p95_ms=None, min_ms=None, max_ms=None, runs=runs,
+                             warmup_runs=warmup, backend="fake", device={})
+
+
+def _fake_converters(monkeypatch, shape):
+    """Single-op and detector "flatbuffers" as text, so a build runs in pure Python."""
+    from latency import lut, microbench
+
+    def detector(params, spec=None, backbone_only=False):
+        ops = [shape.backbone_key()] if backbone_only else \
+            [op for part in detector_ops(spec, shape).values() for op in part]
+        return "\n".join(["backbone" if backbone_only else "detector", *map(str, ops)]).encode()
+    monkeypatch.setattr(microbench, "single_op_models",
+                        lambda keys, seed=0: [f"op\n{k}".encode() for k in keys])
+    monkeypatch.setattr(lut, "detector_flatbuffer", detector)
+
+
+def test_one_table_is_built_for_every_space_and_prices_them_all(tmp_path, monkeypatch):
+    """Building the spaces one after another into one device table measures only the keys
+    it lacks; the constant is fitted on every space built in; then sampled architectures
+    of all four spaces are priced from table entries alone."""
+    from latency import lut
+    _fake_converters(monkeypatch, MID)
+    device = _FakeDevice()
+    table = LatencyTable.for_device(device.fingerprint(1), str(tmp_path))
+    known: set = set()
+    for i, name in enumerate(SPACES):
+        space = get_space(name)
+        assert not lut.table_ready(table, MID, space)
+        keys = set(space_op_keys(space, MID))
+        built = lut.build(table, None, MID, device, 1, calibration=2, progress=False,
+                          space=space)
+        assert built["measured_now"] == len(keys - known) and built["space"] == name
+        assert built["calibrated_spaces"] == list(SPACES)[:i + 1]
+        known |= keys
+        assert lut.table_ready(table, MID, space) and len(table) == len(known) + 1
+    assert table.constant_us == pytest.approx(302.0, abs=1.0)
+    models = device.models
+    again = lut.build(table, None, MID, device, 1, calibration=2, progress=False,
+                      space=get_space("conn_search"))
+    assert again["measured_now"] == 0 and device.models == models  # models are cached too
+    predictor = LatencyPredictor(table, MID)
+    for name in SPACES:
+        for spec in _sampled(get_space(name), 30, seed=7):
+            prediction = predictor.predict(spec)
+            assert prediction.estimated_ops == 0 and prediction.total_ms > 1.3
+
+
+def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch):
+    """`latency.source: lut` with space conn_search: the driver builds that space's keys
+    into the device table once, then prices conn_search children from it."""
+    from latency import lut, measure
+    from search import controller
+    from search.config import load_config
+    device = _FakeDevice()
+    monkeypatch.setattr(measure, "get_backend", lambda name, **kwargs: device)
+    config = load_config(None, {"space": "conn_search", "latency": {
+        "input_size": 128, "table_dir": str(tmp_path)}})
+    _, shape = lut.load_shape(config.latency.experiment, (128, 128))
+    _fake_converters(monkeypatch, shape)
+    price = controller._latency_predictor(config, progress=False)
+    space = get_space("conn_search")
+    table = LatencyTable.for_device(device.fingerprint(1), str(tmp_path))
+    assert lut.table_ready(table, shape, space)
+    assert not lut.table_ready(table, shape, get_space("nasfpnlite_s"))
+    assert all(price(spec.to_dict()) > 1.3 for spec in _sampled(space, 10))
+    models = device.models
+    controller._latency_predictor(config, progress=False)  # ready: nothing is measured
+    assert device.models == models
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["build", "--space", "fpn"], "unknown search space 'fpn'; valid spaces are mnasfpn, "
+                                  "no_expand, conn_search, nasfpnlite_s"),
+    (["build", "--space-overrides", "{channels: 16}"], "--space-overrides is not valid JSON"),
+    (["fidelity", "--space-overrides", '{"kernel": [3]}'], "valid settings are family"),
+])
+def test_bad_space_arguments_are_one_clear_line(tmp_path, capsys, argv, needle):
+    from latency import lut
+    assert lut.main([*argv, "--table-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and err.startswith("error:") and len(err.splitlines()) == 1
