@@ -98,10 +98,6 @@ class ProxyResult:
     metric: str = "AP"
 
     @property
-    def map(self) -> float:
-        return float(self.metrics.get("AP", 0.0))
-
-    @property
     def score(self) -> float:
         """The metric the config scores children by (AP unless `metric` says otherwise)."""
         return float(self.metrics.get(self.metric, 0.0))
@@ -144,7 +140,6 @@ class ProxyEngine:
             val = val.take(config.max_eval_batches)
         self._val_batches = list(val)
         self.task.build_metrics(training=False)  # creates the COCO evaluator once
-        self._warm_starts: dict = {}
         self.startup_s = time.perf_counter() - start
 
     def child_params(self, architecture: Any, cfg: Optional[ProxyConfig] = None):
@@ -233,11 +228,8 @@ class ProxyEngine:
         (trained and cached on first use: mnas_tf.warm_start)."""
         if cfg.init_checkpoint or not cfg.warm_start_steps:
             return cfg
-        from mnas_tf.warm_start import backbone_checkpoint
-        key = (cfg.warm_start_steps, cfg.warm_start_seed, cfg.learning_rate, cfg.warmup_steps)
-        if key not in self._warm_starts:
-            self._warm_starts[key] = backbone_checkpoint(self, cfg)
-        return dataclasses.replace(cfg, init_checkpoint=self._warm_starts[key])
+        from mnas_tf.warm_start import backbone_checkpoint  # a manifest read once cached
+        return dataclasses.replace(cfg, init_checkpoint=backbone_checkpoint(self, cfg))
 
     def _evaluate(self, model) -> dict:
         import tensorflow as tf

@@ -42,15 +42,16 @@ def cache_root() -> str:
         os.path.expanduser("~"), ".cache", "mnas_tf"), "warm_start")
 
 
-def cache_key(cfg, train_input_path: str) -> str:
-    """Everything the weights depend on: resolved data, schedule, seed, overrides."""
+def cache_dir(cfg, train_input_path: str) -> str:
+    """Where the checkpoint for proxy config `cfg` lives; the name hashes everything the
+    weights depend on: resolved data, schedule, seed, overrides."""
     key = {"version": VERSION, "experiment": cfg.experiment, "train_data": train_input_path,
            "input_size": cfg.input_size,
            "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
            "warmup_steps": cfg.warmup_steps, "steps": cfg.warm_start_steps,
            "seed": cfg.warm_start_seed, "params_override": cfg.params_override}
     text = json.dumps(key, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return os.path.join(cache_root(), hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 def read_manifest(directory: str) -> Optional[dict]:
@@ -69,7 +70,7 @@ def cached_checkpoint(cfg) -> Optional[str]:
     params = resolve_data_paths(load_experiment(cfg.experiment, [
         {"task": {"train_data": {"input_path": cfg.train_data}}}, *cfg.params_override]),
         progress=False)
-    directory = os.path.join(cache_root(), cache_key(cfg, params.task.train_data.input_path))
+    directory = cache_dir(cfg, params.task.train_data.input_path)
     return os.path.join(directory, PREFIX) if read_manifest(directory) else None
 
 
@@ -77,8 +78,7 @@ def backbone_checkpoint(engine, cfg, log: Optional[Callable[[str], None]] = None
     """The warm-start checkpoint prefix for proxy config `cfg` (whose data `engine` holds),
     trained now if it is not cached yet."""
     from mnas_tf.data.synthetic import cache_lock
-    directory = os.path.join(cache_root(),
-                             cache_key(cfg, engine.params.task.train_data.input_path))
+    directory = cache_dir(cfg, engine.params.task.train_data.input_path)
     prefix = os.path.join(directory, PREFIX)
     if read_manifest(directory):
         return prefix

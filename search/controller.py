@@ -75,7 +75,7 @@ class Search:
         self.rng = np.random.default_rng(config.seed)
         self.state = ControllerState()
         self._restore()
-        self.latency = _latency_predictor(config, progress) \
+        self.latency = _latency_predictor(config, self.space, progress) \
             if config.latency.source == "lut" else None
         self._waiting: dict[str, list[int]] = {}  # arch hash in flight -> duplicate trials
         self._in_flight: dict[str, int] = {}
@@ -319,7 +319,7 @@ def _warm_start_in_process(config: dict) -> Optional[str]:
     return None
 
 
-def _latency_predictor(config: SearchConfig, progress: bool):
+def _latency_predictor(config: SearchConfig, space, progress: bool):
     """arch dict -> predicted ms, from the device's table. The table is built for the
     configured space first unless it already holds every op key of that space at this
     input size and its constant was calibrated on it (an exact, measurement-free check);
@@ -334,7 +334,6 @@ def _latency_predictor(config: SearchConfig, progress: bool):
         if cfg.backend == "android" else {}
     backend = get_backend(cfg.backend, **kwargs)
     table = LatencyTable.for_device(backend.fingerprint(cfg.threads), cfg.table_dir)
-    space = get_space(config.space, **config.space_overrides)
     if not table_ready(table, shape, space):
         if progress:
             print(f"[search] building the {cfg.backend} latency table for space "

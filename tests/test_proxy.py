@@ -61,7 +61,6 @@ def test_warm_start_is_trained_once_then_children_start_from_it_frozen(
     # A child finds it on disk (no second training), starts from it and, frozen, ends its
     # training with exactly its weights, BN statistics included.
     monkeypatch.setattr(warm_start, "_train", lambda *a: pytest.fail("trained twice"))
-    engine._warm_starts.clear()
     trained = str(tmp_path / "trained" / "backbone")
     result = engine.run("mnasfpn_dm0.7", seed=4, config=cfg, on_trained=lambda model: (
         tf.train.Checkpoint(backbone=model.backbone).write(trained)))

@@ -387,14 +387,14 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
         "input_size": 128, "table_dir": str(tmp_path)}})
     _, shape = lut.load_shape(config.latency.experiment, (128, 128))
     _fake_converters(monkeypatch, shape)
-    price = controller._latency_predictor(config, progress=False)
     space = get_space("conn_search")
+    price = controller._latency_predictor(config, space, progress=False)
     table = LatencyTable.for_device(device.fingerprint(1), str(tmp_path))
     assert lut.table_ready(table, shape, space)
     assert not lut.table_ready(table, shape, get_space("nasfpnlite_s"))
     assert all(price(spec.to_dict()) > 1.3 for spec in _sampled(space, 10))
     models = device.models
-    controller._latency_predictor(config, progress=False)  # ready: nothing is measured
+    controller._latency_predictor(config, space, progress=False)  # ready: nothing measured
     assert device.models == models
 
 
