@@ -7,7 +7,7 @@
 `build` measures every op the space can produce (single-op models, batched conversion),
 the backbone as one subgraph, the per-invoke overhead, and a constant fitted on a few
 calibration architectures measured end to end; it resumes where it stopped. Spaces are
-those of `search.space` (mnasfpn, no_expand, conn_search, nasfpnlite_s);
+those of `mnas_tf.spaces` (mnasfpn, no_expand, conn_search, nasfpnlite_s);
 `--space-overrides '{"channels": [16], "kernels": [3]}'` restricts one (any CellSpace
 field), e.g. for a quick table. One table per device holds the union of every space
 built into it: a second space measures only the op keys the first lacked. `fidelity`
@@ -34,6 +34,7 @@ from latency.errors import LatencyError
 from latency.graph import OpKey
 from latency.ops import DetectorShape, space_op_keys
 from latency.table import LatencyPredictor, LatencyTable
+from mnas_tf.spaces import CellSpace, MnasFPNSpace, get_space
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
 CALIBRATION_SEED = 1_000_003  # calibration architectures never overlap a fidelity seed's
@@ -122,16 +123,10 @@ def measure_architecture(table, params, shape, spec, backend, threads, warmup=10
 
 
 def sample_architectures(n: int, seed: int, space=None) -> list:
-    """`n` architectures of `space` (default MnasFPN). The MnasFPN family keeps the
-    rejection sampler (uniform over valid cells, and the same draws as before for a seed,
-    so cached end-to-end latencies and reported fidelity sets stay valid); it only draws
-    MnasFPN blocks, so other families use the controller's decision sampler."""
-    from search.space import MnasFPNSpace
+    """`n` random architectures of `space` (default MnasFPN), pruned as they are built."""
     space = space or MnasFPNSpace()
     rng = np.random.default_rng(seed)
-    if space.family == "mnasfpn":
-        return [space.sample(rng) for _ in range(n)]
-    return [space.decode(space.sample_decisions(rng)) for _ in range(n)]
+    return [space.sample(rng) for _ in range(n)]
 
 
 def space_record(space) -> dict:
@@ -141,7 +136,6 @@ def space_record(space) -> dict:
 
 
 def _space_from_record(record: dict):
-    from search.space import CellSpace
     return CellSpace(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
 
 
@@ -158,10 +152,9 @@ def table_ready(table, shape: DetectorShape, space) -> bool:
 
 def build(table, params, shape, backend, threads: int, calibration: int = 3,
           progress: bool = True, space=None) -> dict:
-    """Fills the table for `space` (a `search.space.CellSpace`, default MnasFPN) at `shape`
+    """Fills the table for `space` (a `mnas_tf.spaces.CellSpace`, default MnasFPN) at `shape`
     and calibrates its constant. Only keys the table lacks are measured, so building a
     second space into a device's table measures just the ops the first did not have."""
-    from search.space import MnasFPNSpace
     space = space or MnasFPNSpace()
     start = time.perf_counter()
     if table.meta("invoke_overhead_us") is None:
@@ -192,9 +185,11 @@ def calibrate(table, params, shape, backend, threads, count: int, progress: bool
     measured again at a new input size. The meta is written once all are measured."""
     from tqdm import tqdm
 
-    from search.space import MnasFPNSpace
     record = {"space": space_record(space or MnasFPNSpace()), "count": count}
-    spaces = [r for r in table.meta("calibrated_spaces", []) if r["space"] != record["space"]]
+    # records of the old 5-blocks-in-all layout (a `num_blocks` field) no longer describe
+    # a space: they drop out, and this space's architectures refit the constant
+    spaces = [r for r in table.meta("calibrated_spaces", [])
+              if r["space"] != record["space"] and "num_blocks" not in r["space"]]
     spaces.append(record)
     specs = [spec for r in spaces
              for spec in sample_architectures(r["count"], CALIBRATION_SEED,
@@ -259,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
                              "default %(default)s)")
     spaces.add_argument("--space-overrides", metavar="JSON", default="{}",
                         help='JSON object of space settings, e.g. \'{"channels": [16], '
-                             '"kernels": [3]}\' (any field of search.space.CellSpace)')
+                             '"kernels": [3]}\' (any field of mnas_tf.spaces.CellSpace)')
     b = sub.add_parser("build", parents=[common, spaces],
                        help="measure the table for a space")
     b.add_argument("--calibration", type=int, default=3,
@@ -280,9 +275,8 @@ def table_dir_default() -> str:
 
 
 def parse_space(name: str, overrides_json: str = "{}"):
-    """`search.space.get_space(name, **overrides)` from CLI text; ValueError (one line)
+    """`mnas_tf.spaces.get_space(name, **overrides)` from CLI text; ValueError (one line)
     for an unknown name, bad JSON or an unknown setting."""
-    from search.space import get_space
     try:
         overrides = json.loads(overrides_json)
     except json.JSONDecodeError as e:

@@ -385,7 +385,7 @@ def detector_ops(spec: MnasFPNSpec, shape: DetectorShape) -> dict[str, list[OpKe
 
 def space_units(space, shape: DetectorShape) -> list[tuple]:
     """Head units (see `head_cells`) whose ops are exactly the ops every architecture of
-    `space` (a `search.space.CellSpace`, any family) can contain. Enumerated over the
+    `space` (a `mnas_tf.spaces.CellSpace`, any family) can contain. Enumerated over the
     space's choices, not sampled, with the first cell's inputs (backbone widths,
     projections, extra levels) from the same `_pyramid_inputs` the predictor walks.
 
@@ -412,10 +412,11 @@ def space_units(space, shape: DetectorShape) -> list[tuple]:
                                            for src in levels if src != level))
                 if "attention" in space.merges:
                     units[("nas_gate", level, c)] = None
-                # recycled: unread same-level nodes, at most the cell input and each block
+                # recycled into an output: unread same-level nodes, at most the cell input
+                # and every intermediate block
                 units.update(dict.fromkeys(("nas_block", level, c, merge, recycled, separable)
-                                           for merge in space.merges
-                                           for recycled in range(space.num_blocks + 1)))
+                                           for merge in space.merges for recycled in
+                                           range(space.intermediate_blocks + 2)))
             continue
         # a block reads a first-cell input (its own width) or a C-wide node: a block's
         # output, an extra level, or any input of a later cell
@@ -441,7 +442,7 @@ def space_units(space, shape: DetectorShape) -> list[tuple]:
 
 def space_op_keys(space, shape: DetectorShape) -> list[OpKey]:
     """Every op key (besides the backbone subgraph, `shape.backbone_key()`) any
-    architecture of `space` (a `search.space.CellSpace`, any family) can contain at
+    architecture of `space` (a `mnas_tf.spaces.CellSpace`, any family) can contain at
     `shape`: what a latency table must hold to price the whole space. Built from the
     predictor's own unit builders (`space_units` -> `unit_ops`, `_predictor_for`), so the
     table and the predictor cannot disagree on an op's shape."""

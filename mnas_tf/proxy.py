@@ -23,6 +23,24 @@ OK, FAILED = "OK", "FAILED"
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
+LR_SCHEDULES = ("cosine", "stepwise")
+
+
+def _schedule(cfg: "ProxyConfig") -> dict:
+    """Model Garden optimizer_config for the proxy's learning-rate schedule."""
+    if cfg.lr_schedule == "stepwise":
+        bounds = [int(b) for b in cfg.lr_boundaries]
+        return {"learning_rate": {"type": "stepwise", "stepwise": {
+                    "boundaries": bounds,
+                    "values": [cfg.learning_rate * 0.1 ** i for i in range(len(bounds) + 1)]}},
+                "warmup": {"type": "linear", "linear": {"warmup_steps": cfg.warmup_steps,
+                                                        "warmup_learning_rate": 0.0}}}
+    return {"learning_rate": {"cosine": {"initial_learning_rate": cfg.learning_rate,
+                                         "decay_steps": cfg.train_steps}},
+            "warmup": {"linear": {"warmup_steps": cfg.warmup_steps,
+                                  "warmup_learning_rate": cfg.learning_rate / 10}}}
+
+
 @dataclasses.dataclass(frozen=True)
 class ProxyConfig:
     """How a child is trained and scored. Data paths may be `synthetic://SPLIT`."""
@@ -36,6 +54,10 @@ class ProxyConfig:
     input_size: int = 320
     learning_rate: float = 0.003  # for the experiment's optimizer (Adam in mnasfpn_synthetic)
     warmup_steps: int = 20
+    # "cosine" (to 0 over train_steps, warm-up from learning_rate / 10), or "stepwise":
+    # the paper's proxy schedule, linear warm-up from 0, then x0.1 at each of lr_boundaries
+    lr_schedule: str = "cosine"
+    lr_boundaries: tuple = ()
     steps_per_check: int = 25
     eval_batch_size: int = 16
     max_eval_batches: Optional[int] = None
@@ -64,6 +86,14 @@ class ProxyConfig:
                              f"of 64")
         if not self.learning_rate > 0:
             raise ValueError(f"proxy config: learning_rate must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"proxy config: lr_schedule {self.lr_schedule!r} is unknown; "
+                             f"valid: {', '.join(LR_SCHEDULES)}")
+        bounds = list(self.lr_boundaries)
+        if self.lr_schedule == "stepwise" and (not bounds or bounds != sorted(set(bounds))
+                                               or not 0 < bounds[0] <= bounds[-1] < self.train_steps):
+            raise ValueError(f"proxy config: lr_schedule stepwise needs lr_boundaries, "
+                             f"increasing steps inside 1..train_steps-1, got {bounds}")
         if self.metric not in METRICS:
             raise ValueError(f"proxy config: metric {self.metric!r} is unknown; valid: "
                              f"{', '.join(METRICS)}")
@@ -158,11 +188,7 @@ class ProxyEngine:
                   "init_checkpoint": cfg.init_checkpoint,
                   "init_checkpoint_modules": "backbone",
                   "freeze_backbone": cfg.freeze_backbone},
-            trainer={"optimizer_config": {
-                "learning_rate": {"cosine": {"initial_learning_rate": cfg.learning_rate,
-                                             "decay_steps": cfg.train_steps}},
-                "warmup": {"linear": {"warmup_steps": cfg.warmup_steps,
-                                      "warmup_learning_rate": cfg.learning_rate / 10}}}})
+            trainer={"optimizer_config": _schedule(cfg)})
 
     def run(self, architecture: Any, seed: int = 0, on_trained=None,
             config: Optional[ProxyConfig] = None, on_chunk=None) -> ProxyResult:

@@ -37,7 +37,7 @@ class ChildEvaluator:
             else:
                 result = self._proxy_result(spec, seed)
             if result["status"] == "done" and self.config.latency.source == "measure":
-                result["latency_ms"] = self._measure(spec)
+                result["latency_ms"] = self.measure_latency(spec)
             if result["status"] == "done" and self.config.record_madds:
                 t = time.perf_counter()
                 result["madds"] = self._madds(spec)
@@ -51,7 +51,7 @@ class ChildEvaluator:
         return result
 
     def _toy_result(self, spec) -> dict:
-        from search.space import get_space
+        from mnas_tf.spaces import get_space
         from search.toy import ToyObjective
         if self._toy is None:
             space = get_space(self.config.space, **self.config.space_overrides)
@@ -90,7 +90,9 @@ class ChildEvaluator:
         size = self.config.latency.input_size
         return load_shape(self.config.latency.experiment, (size, size))
 
-    def _measure(self, spec) -> float:
+    def measure_latency(self, spec) -> float:
+        """End-to-end median latency (ms) of the spec's TFLite detector on the search's
+        latency backend."""
         from latency.lut import _measure_bytes, detector_flatbuffer
         from latency.measure import get_backend
         cfg = self.config.latency

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from mnas_tf.config_files import ConfigError, read_mapping
 from mnas_tf.proxy import ProxyConfig
+from mnas_tf.spaces import SPACE_LAYOUT, get_space
 from search.policy import PPOConfig
 from search.rewards import check_reward
 
@@ -75,6 +76,7 @@ class SearchConfig:
         data = self.to_dict()
         data.pop("budget")
         data.pop("summary_every")
+        data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
         return data
 
 
@@ -94,7 +96,7 @@ def _build(cls, data: Any, where: str):
     for key, value in data.items():
         if key in _NESTED and where == "config":
             values[key] = _build(_NESTED[key], value, key)
-        elif key == "params_override":
+        elif key in ("params_override", "lr_boundaries"):
             values[key] = tuple(value or ())
         else:
             values[key] = value
@@ -136,7 +138,6 @@ def load_config(path: Optional[str] = None, overrides: Optional[dict] = None) ->
 
 
 def validate(config: SearchConfig) -> None:
-    from search.space import get_space
     positive = ("budget", "workers", "in_flight", "update_every", "summary_every")
     for key in positive:
         if not isinstance(getattr(config, key), int) or getattr(config, key) <= 0:

@@ -34,9 +34,8 @@ from search import store as trial_store  # noqa: E402
 from search.config import SearchConfig, SearchConfigError, default_out_dir, load_config  # noqa
 from search.policy import MovingBaseline, Policy  # noqa: E402
 from search.rewards import reward as compute_reward  # noqa: E402
-from search.space import canonical_dict, get_space  # noqa: E402
+from mnas_tf.spaces import canonical_dict, get_space  # noqa: E402
 
-DB_NAME = "search.sqlite"
 
 
 class SearchError(RuntimeError):
@@ -58,7 +57,7 @@ class Search:
                  executor: str = "local", address: Optional[str] = None,
                  progress: bool = True):
         self.config, self.out_dir, self.progress = config, out_dir, progress
-        path = os.path.join(out_dir, DB_NAME)
+        path = os.path.join(out_dir, trial_store.DB_NAME)
         if os.path.exists(path) and not resume:
             raise SearchError(f"{path} already exists; pass --resume to continue that search "
                               f"or --out to start a new one elsewhere")
@@ -75,7 +74,7 @@ class Search:
         self.rng = np.random.default_rng(config.seed)
         self.state = ControllerState()
         self._restore()
-        self.latency = _latency_predictor(config, self.space, progress) \
+        self.latency = latency_predictor(config, self.space, progress) \
             if config.latency.source == "lut" else None
         self._waiting: dict[str, list[int]] = {}  # arch hash in flight -> duplicate trials
         self._in_flight: dict[str, int] = {}
@@ -110,7 +109,8 @@ class Search:
         with self.store.transaction():
             trial_id = self.store.add(arch, key, seed, log_prob=sample.log_prob,
                                       policy_version=self.policy.version,
-                                      extra={"decisions": list(sample.decisions)})
+                                      extra={"decisions": list(sample.decisions),
+                                             "step_log_probs": list(sample.step_log_probs)})
             self.store.put_state("sampler_rng",
                                  json.dumps(self.rng.bit_generator.state).encode())
         self._dispatch(self.store.get(trial_id))
@@ -164,7 +164,7 @@ class Search:
         """PPO on the oldest K finished, unconsumed children; saved atomically."""
         ready = [t for t in self.store.trials(trial_store.DONE)
                  if t.id not in self.state.consumed and t.reward is not None
-                 and t.log_prob is not None]
+                 and "step_log_probs" in t.extra]
         k = self.config.update_every
         if len(ready) < k:
             return None
@@ -173,7 +173,7 @@ class Search:
         baseline = MovingBaseline(self.config.ppo.baseline_decay, s.baseline)
         advantages = baseline.advantages([t.reward for t in batch])
         stats = self.policy.update([t.extra["decisions"] for t in batch],
-                                   [t.log_prob for t in batch], advantages)
+                                   [t.extra["step_log_probs"] for t in batch], advantages)
         s.baseline = baseline.value
         s.consumed.update(t.id for t in batch)
         s.updates += 1
@@ -319,7 +319,7 @@ def _warm_start_in_process(config: dict) -> Optional[str]:
     return None
 
 
-def _latency_predictor(config: SearchConfig, space, progress: bool):
+def latency_predictor(config: SearchConfig, space, progress: bool):
     """arch dict -> predicted ms, from the device's table. The table is built for the
     configured space first unless it already holds every op key of that space at this
     input size and its constant was calibrated on it (an exact, measurement-free check);

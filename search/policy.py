@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from search.space import CellSpace
+from mnas_tf.spaces import CellSpace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,9 @@ class PPOConfig:
     entropy: float = 1e-3
     grad_clip: float = 1.0
     baseline_decay: float = 0.95
+    # the per-decision prior's logits are prior_scale x its weights: under Adam that is
+    # its learning rate relative to the LSTM's (see Policy.prior)
+    prior_scale: float = 1.0
 
     def validate(self) -> None:
         for name in ("hidden", "embedding", "epochs"):
@@ -41,6 +44,8 @@ class PPOConfig:
             raise ValueError(f"ppo.learning_rate must be positive, got {self.learning_rate}")
         if not 0 < self.clip < 1:
             raise ValueError(f"ppo.clip must be in (0, 1), got {self.clip}")
+        if not self.prior_scale >= 0:
+            raise ValueError(f"ppo.prior_scale must be >= 0, got {self.prior_scale}")
         if not 0 <= self.baseline_decay < 1:
             raise ValueError(f"ppo.baseline_decay must be in [0, 1), got {self.baseline_decay}")
 
@@ -50,6 +55,7 @@ class Sample:
     decisions: tuple[int, ...]
     log_prob: float
     entropy: float
+    step_log_probs: tuple[float, ...] = ()  # per decision: what the PPO ratios start from
 
 
 class MovingBaseline:
@@ -78,9 +84,11 @@ def _keras_to_block_gates(weights):
 
 
 class Vocabulary:
-    """Global indices for (kind, choice): kind k's head is the slice offsets[k]..+len."""
+    """Global indices for (kind, choice): kind k's head is the slice offsets[k]..+len; and
+    an index per decision name (`names`) for the per-decision prior."""
 
     def __init__(self, space: CellSpace):
+        self.names = {name: i for i, name in enumerate(space.decision_names())}
         self.kinds = list(space.kinds)
         self.offsets, self.heads, size = {}, {}, 0
         for kind, choices in space.kinds.items():
@@ -108,9 +116,15 @@ class Policy:
         self.embedding.build((None,))
         self.cell.build((None, config.embedding))
         self.head.build((None, config.hidden))
+        # A learned logit offset per decision name: every decision can move on its own,
+        # while the LSTM carries what depends on earlier decisions. Without it all input
+        # decisions share one head and the LSTM state barely tells them apart, so the
+        # policy collapses early onto one choice for all of them (benchmarks/controller.py).
+        self.prior = tf.Variable(tf.zeros((len(self.vocab.names), self.vocab.size)),
+                                 name="controller_decision_prior")
         self.optimizer = tf_keras.optimizers.Adam(config.learning_rate)
         self.variables = (self.embedding.trainable_variables + self.cell.trainable_variables
-                          + self.head.trainable_variables)
+                          + self.head.trainable_variables + [self.prior])
         self.optimizer.build(self.variables)
         self.version = 0
         self._steps_cache: dict = {}
@@ -119,7 +133,8 @@ class Policy:
 
     # ----------------------------------------------------------------- numpy side
     def _sync_numpy(self) -> None:
-        emb, kernel, recurrent, bias, out_w, out_b = (v.numpy() for v in self.variables)
+        emb, kernel, recurrent, bias, out_w, out_b, prior = (v.numpy() for v in self.variables)
+        prior = prior * self.config.prior_scale
         # Precomputed so a step is one matmul, one tanh and a few vector ops: every token's
         # input projection; the i, f, o gate columns halved, because
         # sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) lets one tanh serve all four gates; each
@@ -131,7 +146,8 @@ class Policy:
         self._np_recurrent = np.ascontiguousarray(recurrent * halve)
         self._np_gate_scale = halve
         self._np_gate_shift = np.where(halve == 0.5, 0.5, 0.0).astype(np.float32)
-        self._np_heads = {kind: (np.ascontiguousarray(out_w[:, s]), out_b[s].copy())
+        self._np_heads = {kind: (np.ascontiguousarray(out_w[:, s]), out_b[s].copy(),
+                                 np.ascontiguousarray(prior[:, s]))
                           for kind, s in self.vocab.heads.items()}
 
     def sample(self, rng: np.random.Generator, greedy: bool = False) -> Sample:
@@ -139,19 +155,20 @@ class Policy:
         n = self.config.hidden
         projected, recurrent, heads = self._np_projected, self._np_recurrent, self._np_heads
         scale, shift = self._np_gate_scale, self._np_gate_shift
-        offsets = self.vocab.offsets
+        offsets, names = self.vocab.offsets, self.vocab.names
         token = self.vocab.start
         h, c = np.zeros(n, np.float32), np.zeros(n, np.float32)
         log_prob = entropy = 0.0
-        steps = []
+        steps, step_log_probs = [], []
 
         def choose(kind, name, valid):
             nonlocal token, h, c, log_prob, entropy
             gates = np.tanh(projected[token] + h @ recurrent) * scale + shift  # i, f, g, o
             c = gates[n:2 * n] * c + gates[:n] * gates[2 * n:3 * n]
             h = gates[3 * n:] * np.tanh(c)
-            weight, bias = heads[kind]
-            logits = (h @ weight + bias).tolist()
+            weight, bias, prior = heads[kind]
+            name_index = names[name]
+            logits = (h @ weight + bias + prior[name_index]).tolist()
             if len(valid) != len(logits):
                 logits = [logits[v] for v in valid]
             # a decision has at most a dozen choices: plain Python beats NumPy calls here
@@ -167,17 +184,18 @@ class Policy:
                     j += 1
                     cumulative += weights[j]
             log_total = math.log(total)
+            step_log_probs.append(shifted[j] - log_total)
             log_prob += shifted[j] - log_total
             entropy += log_total - sum(w * s for w, s in zip(weights, shifted)) / total
             token = offsets[kind] + valid[j]
-            steps.append((token, offsets[kind], valid))
+            steps.append((token, offsets[kind], valid, name_index))
             return valid[j]
 
         decisions = []
         self.space.run(lambda k, name, v: decisions.append(choose(k, name, v)) or decisions[-1])
         decisions = tuple(decisions)
         self._remember_steps(decisions, steps)
-        return Sample(decisions, log_prob, entropy)
+        return Sample(decisions, log_prob, entropy, tuple(step_log_probs))
 
     def _remember_steps(self, decisions, steps) -> None:
         """Sampling already walked the space; the update reuses that walk (bounded cache)."""
@@ -187,18 +205,19 @@ class Policy:
         cache[decisions] = steps
 
     def _steps(self, decisions) -> list:
-        """(action token, kind offset, valid choices) per step of one sequence."""
+        """(action token, kind offset, valid choices, name index) per step of a sequence."""
         key = tuple(int(d) for d in decisions)
         steps = self._steps_cache.get(key)
         if steps is None:  # e.g. after a resume: walk the space again
-            offsets = self.vocab.offsets
-            steps = [(offsets[s.kind] + s.choice, offsets[s.kind], s.valid)
+            offsets, names = self.vocab.offsets, self.vocab.names
+            steps = [(offsets[s.kind] + s.choice, offsets[s.kind], s.valid, names[s.name])
                      for s in self.space.decode_steps(key)[1]]
         return steps
 
     # ----------------------------------------------------------------- tensorflow side
     def _batch(self, sequences: Sequence[Sequence[int]]):
-        """Padded tensors: previous tokens, actions (global), validity masks, step masks."""
+        """Padded tensors: previous tokens, actions (global), validity masks, step masks,
+        decision-name indices."""
         walks = [self._steps(seq) for seq in sequences]
         length = max(len(steps) for steps in walks)
         n, v = len(walks), self.vocab.size
@@ -206,17 +225,25 @@ class Policy:
         actions = np.zeros((n, length), np.int32)
         valid = np.zeros((n, length, v), bool)
         live = np.zeros((n, length), np.float32)
+        names = np.zeros((n, length), np.int32)
         for b, steps in enumerate(walks):
-            for t, (action, offset, choices) in enumerate(steps):
+            for t, (action, offset, choices, name) in enumerate(steps):
                 actions[b, t] = action
+                names[b, t] = name
                 valid[b, t, offset + np.asarray(choices)] = True
             live[b, :len(steps)] = 1.0
             tokens[b, 1:len(steps)] = actions[b, :len(steps) - 1]
             valid[b, len(steps):, 0] = True  # padding: one dummy valid choice
-        return tokens, actions, valid, live
+        return tokens, actions, valid, live, names
 
-    def _log_probs(self, tokens, actions, valid, live):
-        """Sequence log-probs and entropies. The recurrence is one fused `BlockLSTM` op and
+    def _log_probs(self, tokens, actions, valid, live, names):
+        """Sequence log-probs and entropies (sums over the live steps)."""
+        import tensorflow as tf
+        chosen, entropy = self._step_log_probs(tokens, actions, valid, live, names)
+        return tf.reduce_sum(chosen, axis=1), tf.reduce_sum(entropy, axis=1)
+
+    def _step_log_probs(self, tokens, actions, valid, live, names):
+        """Per-decision log-probs and entropies, zero on padding. The recurrence is one fused `BlockLSTM` op and
         the heads and the softmax run once over all steps: a PPO update is a handful of
         ops, not hundreds, which is what keeps it cheap on a CPU. BlockLSTM wants the gates
         as (i, g, f, o), tf_keras stores (i, f, g, o). (BlockLSTMV2 takes the Keras order,
@@ -233,41 +260,56 @@ class Policy:
             b=_keras_to_block_gates(cell.bias), wci=peephole, wcf=peephole, wco=peephole,
             forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
         hidden = tf.transpose(outputs[-1], [1, 0, 2])
-        logits = tf.where(valid, self.head(hidden), -1e9)
+        prior = self.config.prior_scale * tf.gather(self.prior, names)
+        logits = tf.where(valid, self.head(hidden) + prior, -1e9)
         logp = tf.nn.log_softmax(logits)
         chosen = tf.gather(logp, actions, batch_dims=2)
         entropy = -tf.reduce_sum(tf.where(valid, tf.exp(logp) * logp, 0.0), axis=-1)
-        return tf.reduce_sum(chosen * live, axis=1), tf.reduce_sum(entropy * live, axis=1)
+        return chosen * live, entropy * live
 
     def log_prob(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Log-probabilities under the TensorFlow graph (equal to sampling's, to 1e-5)."""
         lp, _ = self._log_probs(*self._batch(sequences))
         return lp.numpy()
 
-    def _update_epochs(self, tokens, actions, valid, live, old_log_prob, advantage):
-        """All PPO epochs of one update in one graph call (one Python->TF round trip)."""
+    def _update_epochs(self, tokens, actions, valid, live, names, old_log_prob, advantage):
+        """All PPO epochs of one update in one graph call (one Python->TF round trip).
+
+        The ratios are per decision, each clipped on its own, with the child's advantage
+        on every decision it took. A sequence-level ratio multiplies ~50 of them, so it
+        leaves the clip range after a tiny step and the update stalls (measured on the toy
+        reward: benchmarks/controller.py)."""
         import tensorflow as tf
         cfg = self.config
+        advantage = advantage[:, None]
+        steps = tf.reduce_sum(live)
         for _ in range(cfg.epochs):
             with tf.GradientTape() as tape:
-                lp, ent = self._log_probs(tokens, actions, valid, live)
+                lp, ent = self._step_log_probs(tokens, actions, valid, live, names)
                 ratio = tf.exp(lp - old_log_prob)
                 clipped = tf.clip_by_value(ratio, 1 - cfg.clip, 1 + cfg.clip)
-                surrogate = tf.minimum(ratio * advantage, clipped * advantage)
-                loss = -tf.reduce_mean(surrogate) - cfg.entropy * tf.reduce_mean(ent)
+                surrogate = tf.minimum(ratio * advantage, clipped * advantage) * live
+                loss = (-tf.reduce_sum(surrogate) - cfg.entropy * tf.reduce_sum(ent)) / steps
             grads = tape.gradient(loss, self.variables)
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip)
             self.optimizer.apply_gradients(zip(grads, self.variables))
-        return loss, tf.reduce_mean(ent)
+        return loss, tf.reduce_sum(ent) / steps
 
-    def update(self, sequences: Sequence[Sequence[int]], old_log_probs: Sequence[float],
-               advantages: Sequence[float]) -> dict:
-        """PPO epochs on one batch of finished children; returns loss and entropy."""
+    def update(self, sequences: Sequence[Sequence[int]],
+               old_log_probs: Sequence[Sequence[float]], advantages: Sequence[float]) -> dict:
+        """PPO epochs on one batch of finished children; `old_log_probs` are each child's
+        per-decision log-probs at sampling time. Returns loss and mean per-decision
+        entropy."""
         import tensorflow as tf
-        tokens, actions, valid, live = self._batch(sequences)
-        args = [tf.constant(a) for a in (tokens, actions, valid, live)] + [
-            tf.constant(np.asarray(old_log_probs, np.float32)),
-            tf.constant(np.asarray(advantages, np.float32))]
+        tokens, actions, valid, live, names = self._batch(sequences)
+        old = np.zeros(live.shape, np.float32)
+        for b, lps in enumerate(old_log_probs):
+            if len(lps) != int(live[b].sum()):
+                raise ValueError(f"child {b}: {len(lps)} step log-probs for "
+                                 f"{int(live[b].sum())} decisions")
+            old[b, :len(lps)] = lps
+        args = [tf.constant(a) for a in (tokens, actions, valid, live, names)] + [
+            tf.constant(old), tf.constant(np.asarray(advantages, np.float32))]
         loss, entropy = self._update_fn(*args)
         self.version += 1
         self._sync_numpy()

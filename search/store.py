@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS states (
 """
 
 
+DB_NAME = "search.sqlite"  # a search's store, in its output directory
+
+
 class ConfigMismatch(RuntimeError):
     """Resuming a search database with a config other than the one that made it."""
 
@@ -100,7 +103,7 @@ class TrialStore:
 
     def __init__(self, path: str, config: dict):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.path = path
+        self.path, self.config = path, config
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

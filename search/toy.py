@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.space import CellSpace
+from mnas_tf.spaces import CellSpace
 
 
 class ToyObjective:

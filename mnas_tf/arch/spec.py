@@ -199,6 +199,19 @@ class MnasFPNSpec:
             stack.extend(self.blocks[index].inputs + recycled[index])
         return tuple(sorted(n - self.num_levels for n in needed))
 
+    def pruned(self) -> "MnasFPNSpec":
+        """The same head without the blocks no output reaches, nodes renumbered: what is
+        built, priced and counted. NAS-FPN cells recycle every unconsumed node into an
+        output, so none of their blocks is ever unreached and they come back unchanged."""
+        used = self.used_blocks()
+        if len(used) == len(self.blocks) or self.family == "nasfpn":
+            return self
+        renumber = {n: n for n in range(self.num_levels)}
+        renumber.update({self.num_levels + i: self.num_levels + k for k, i in enumerate(used)})
+        blocks = tuple(dataclasses.replace(self.blocks[i], inputs=tuple(
+            renumber[n] for n in self.blocks[i].inputs)) for i in used)
+        return self.replace(blocks=blocks)
+
     @property
     def cell_residuals(self) -> bool:
         """MnasFPN-family cells add each cell input to the output at its level; NAS-FPN

@@ -11,7 +11,7 @@ from latency.lut import fidelity_metrics
 from latency.ops import DetectorShape, detector_ops, head_ops, head_units, space_op_keys
 from latency.table import LatencyPredictor, LatencyTable, MissingEntries
 from mnas_tf.arch import BlockSpec, MnasFPNSpec, load_architecture
-from search.space import SPACES, MnasFPNSpace, get_space
+from mnas_tf.spaces import SPACES, MnasFPNSpace, get_space
 
 SMALL = DetectorShape(input_size=(64, 64), num_classes=7)
 
@@ -37,9 +37,13 @@ def test_enumeration_equals_the_converted_model():
     from latency.graph import read_ops
     from latency.lut import detector_flatbuffer
     from mnas_tf.experiment import load_experiment
-    spec = MnasFPNSpace().sample(np.random.default_rng(1))
-    assert len(spec.used_blocks()) < len(spec.blocks)
-    assert any(b.merge == "se" for b in spec.blocks)
+    space, rng = MnasFPNSpace(), np.random.default_rng(1)
+    while True:  # a whole (unpruned) cell with an unreached block and an SE merge
+        it = iter(space.sample_decisions(rng))
+        spec = space.run(lambda kind, name, valid: next(it))
+        if len(spec.used_blocks()) < len(spec.blocks) and any(
+                spec.blocks[i].merge == "se" for i in spec.used_blocks()):
+            break
     params = load_experiment("mnasfpn_mobilenetv2_coco", [{"task": {"model": {
         "input_size": [128, 128, 3], "decoder": {"mnasfpn": {"architecture": spec.to_json()}}}}}])
     model = task_factory.get_task(params.task).build_model()
@@ -301,7 +305,8 @@ def test_space_key_counts_follow_the_space_choices():
 def test_space_op_keys_are_tight_on_a_small_space(name):
     """On a small version of each space, 200 sampled architectures together use every
     key: the enumeration asks the device for nothing a child cannot contain."""
-    overrides = dict(channels=(16, 32), num_blocks=4, repeats=2)  # 32 = MobileNetV2's C3
+    # 32 = MobileNetV2's C3
+    overrides = dict(channels=(16, 32), intermediate_blocks=1, repeats=2)
     if name != "nasfpnlite_s":
         overrides.update(expansions=(16, 64), kernels=(3, 5))
     space = get_space(name, **overrides)
@@ -388,13 +393,13 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
     _, shape = lut.load_shape(config.latency.experiment, (128, 128))
     _fake_converters(monkeypatch, shape)
     space = get_space("conn_search")
-    price = controller._latency_predictor(config, space, progress=False)
+    price = controller.latency_predictor(config, space, progress=False)
     table = LatencyTable.for_device(device.fingerprint(1), str(tmp_path))
     assert lut.table_ready(table, shape, space)
     assert not lut.table_ready(table, shape, get_space("nasfpnlite_s"))
     assert all(price(spec.to_dict()) > 1.3 for spec in _sampled(space, 10))
     models = device.models
-    controller._latency_predictor(config, space, progress=False)  # ready: nothing measured
+    controller.latency_predictor(config, space, progress=False)  # ready: nothing measured
     assert device.models == models
 
 

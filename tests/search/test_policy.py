@@ -6,14 +6,14 @@ import pytest
 import tensorflow as tf
 
 from search.policy import MovingBaseline, PPOConfig, Policy
-from search.space import CellSpace, get_space
+from mnas_tf.spaces import CellSpace, get_space
 from search.toy import ToyObjective
 
 
 @pytest.mark.parametrize("name", ["mnasfpn", "conn_search"])
 def test_sampling_log_probs_and_entropies_match_the_graph(name):
     """conn_search's sequences differ in length, so the graph pads them."""
-    space = get_space(name, num_blocks=4)
+    space = get_space(name, intermediate_blocks=1)
     policy = Policy(space, seed=1)
     rng = np.random.default_rng(0)
     samples = [policy.sample(rng) for _ in range(6)]
@@ -31,7 +31,7 @@ def test_sampling_log_probs_and_entropies_match_the_graph(name):
 
 
 def test_greedy_sampling_ignores_the_rng_and_decodes():
-    space = get_space("mnasfpn", num_blocks=4)
+    space = get_space("mnasfpn", intermediate_blocks=1)
     policy = Policy(space, seed=2)
     a, b = (policy.sample(np.random.default_rng(i), greedy=True) for i in (0, 1))
     assert a == b
@@ -40,10 +40,10 @@ def test_greedy_sampling_ignores_the_rng_and_decodes():
 
 def test_fused_lstm_gradients_equal_a_step_by_step_lstm():
     """The update differentiates through BlockLSTM; check it against tf_keras' LSTMCell."""
-    space = get_space("conn_search", num_blocks=4)
+    space = get_space("conn_search", intermediate_blocks=1)
     policy = Policy(space, seed=3)
     rng = np.random.default_rng(0)
-    tokens, actions, valid, live = policy._batch(
+    tokens, actions, valid, live, names = policy._batch(
         [policy.sample(rng).decisions for _ in range(5)])
 
     def reference_log_probs():
@@ -53,12 +53,14 @@ def test_fused_lstm_gradients_equal_a_step_by_step_lstm():
         for t in range(tokens.shape[1]):
             out, state = policy.cell(x[:, t], state)
             outputs.append(out)
-        logp = tf.nn.log_softmax(tf.where(valid, policy.head(tf.stack(outputs, 1)), -1e9))
+        logits = policy.head(tf.stack(outputs, 1)) + \
+            policy.config.prior_scale * tf.gather(policy.prior, names)
+        logp = tf.nn.log_softmax(tf.where(valid, logits, -1e9))
         return tf.reduce_sum(tf.gather(logp, actions, batch_dims=2) * live, axis=1)
 
     weights = tf.constant(rng.normal(size=len(tokens)), tf.float32)
     gradients = []
-    for log_probs in (lambda: policy._log_probs(tokens, actions, valid, live)[0],
+    for log_probs in (lambda: policy._log_probs(tokens, actions, valid, live, names)[0],
                       reference_log_probs):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(log_probs() * weights)
@@ -71,7 +73,8 @@ def test_fused_lstm_gradients_equal_a_step_by_step_lstm():
 
 
 def test_ppo_improves_the_toy_reward_and_state_round_trips():
-    space = CellSpace(num_blocks=4, channels=(16, 32, 48, 64), expansions=(16, 32, 64, 128))
+    space = CellSpace(intermediate_blocks=1, channels=(16, 32, 48, 64),
+                      expansions=(16, 32, 64, 128))
     objective = ToyObjective(space, seed=0)
     policy = Policy(space, PPOConfig(learning_rate=3e-3, entropy=0.01), seed=0)
     rng = np.random.default_rng(0)
@@ -83,7 +86,7 @@ def test_ppo_improves_the_toy_reward_and_state_round_trips():
     for _ in range(25):
         samples = batch()
         rewards = [objective.score_decisions(s.decisions) for s in samples]
-        policy.update([s.decisions for s in samples], [s.log_prob for s in samples],
+        policy.update([s.decisions for s in samples], [s.step_log_probs for s in samples],
                       baseline.advantages(rewards))
     after = np.mean([objective.score_decisions(s.decisions) for s in batch(64)])
     assert after > before + 0.05, (before, after)
