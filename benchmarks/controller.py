@@ -27,9 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from mnas_tf.spaces import get_space  # noqa: E402
+from mnas_tf.spaces import canonical_dict, get_space  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.policy import MovingBaseline, Policy  # noqa: E402
+from search.store import arch_hash  # noqa: E402
 from search.toy import ToyObjective  # noqa: E402
 
 
@@ -37,11 +38,12 @@ def run_ppo(space, objective, budget, batch, config, seed):
     policy = Policy(space, config, seed=seed)
     rng = np.random.default_rng(seed)
     baseline = MovingBaseline(config.baseline_decay)
-    scores, sample_s, update_s = [], 0.0, 0.0
+    scores, sample_s, update_s, sequences = [], 0.0, 0.0, []
     while len(scores) < budget:
         t = time.perf_counter()
         samples = [policy.sample(rng) for _ in range(batch)]
         sample_s += time.perf_counter() - t
+        sequences.extend(s.decisions for s in samples)
         rewards = [objective.score_decisions(s.decisions) for s in samples]
         scores.extend(rewards)
         t = time.perf_counter()
@@ -49,7 +51,22 @@ def run_ppo(space, objective, budget, batch, config, seed):
                       baseline.advantages(rewards))
         update_s += time.perf_counter() - t
     n = len(scores)
-    return np.maximum.accumulate(scores[:budget]), sample_s / n * 1e3, update_s / n * 1e3
+    return (np.maximum.accumulate(scores[:budget]), sample_s / n * 1e3, update_s / n * 1e3,
+            duplicates(space, sequences[:budget]))
+
+
+def duplicates(space, sequences) -> tuple[float, float]:
+    """Fraction of samples whose detector was sampled before: hashing the whole cell, and
+    hashing the canonical (pruned, sum-order-free) architecture the store keys trials by."""
+    whole, canonical = set(), set()
+    for decisions in sequences:
+        it = iter(decisions)
+        spec = space.run(lambda kind, name, valid: next(it))
+        data = spec.to_dict()
+        data.pop("name")
+        whole.add(arch_hash(data))
+        canonical.add(arch_hash(canonical_dict(spec)))
+    return 1 - len(whole) / len(sequences), 1 - len(canonical) / len(sequences)
 
 
 def run_random(space, objective, budget, seed):
@@ -116,11 +133,12 @@ def main():
           f"{'' if not changed else changed})")
     print(f"{'seed':>4} {'method':>7} " + " ".join(f"{'@' + str(m):>7}" for m in marks)
           + f" {'n to 98%':>9}")
-    overheads, reach, ahead, curves = [], [], [], {}
+    overheads, reach, ahead, curves, dups = [], [], [], {}, []
     for seed in args.seeds:
         objective = ToyObjective(space, seed)
-        ppo, sample_ms, update_ms = run_ppo(space, objective, args.budget, batch, config,
-                                            seed)
+        ppo, sample_ms, update_ms, dup = run_ppo(space, objective, args.budget, batch, config,
+                                                 seed)
+        dups.append(dup)
         rnd = run_random(space, objective, args.budget, seed)
         curves[seed] = (ppo, rnd)
         for method, curve in (("ppo", ppo), ("random", rnd)):
@@ -136,6 +154,9 @@ def main():
           f"{update_ms:.2f} ms = {sample_ms + update_ms:.2f} ms (goal <= 5 ms)")
     print(f"PPO within 2% of the optimum after: {reach} samples (goal <= 2000 each)")
     print(f"PPO ahead of random at every budget {marks}: {ahead}")
+    print("duplicate detectors among PPO's samples, whole-cell hash -> canonical hash: "
+          + ", ".join(f"seed {s}: {100 * a:.1f}% -> {100 * b:.1f}%"
+                      for s, (a, b) in zip(args.seeds, dups)))
     if args.png:
         plot(curves, args.png, f"toy reward, space {name}: PPO ({setting}) vs random")
         print(f"wrote {args.png}")

@@ -26,15 +26,15 @@ from mnas_tf.spaces import CellSpace
 class PPOConfig:
     hidden: int = 100
     embedding: int = 32
-    learning_rate: float = 3.5e-4
+    learning_rate: float = 1e-3
     clip: float = 0.2
     epochs: int = 4
-    entropy: float = 1e-3
+    entropy: float = 0.1  # per decision (the mean entropy of the decisions taken)
     grad_clip: float = 1.0
     baseline_decay: float = 0.95
     # the per-decision prior's logits are prior_scale x its weights: under Adam that is
     # its learning rate relative to the LSTM's (see Policy.prior)
-    prior_scale: float = 1.0
+    prior_scale: float = 20.0
 
     def validate(self) -> None:
         for name in ("hidden", "embedding", "epochs"):
