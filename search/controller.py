@@ -57,16 +57,9 @@ class Search:
                  executor: str = "local", address: Optional[str] = None,
                  progress: bool = True):
         self.config, self.out_dir, self.progress = config, out_dir, progress
-        path = os.path.join(out_dir, trial_store.DB_NAME)
-        if os.path.exists(path) and not resume:
-            raise SearchError(f"{path} already exists; pass --resume to continue that search "
-                              f"or --out to start a new one elsewhere")
-        if resume and not os.path.exists(path):
-            raise SearchError(f"nothing to resume: {path} does not exist")
-        os.makedirs(out_dir, exist_ok=True)
         try:
-            self.store = trial_store.TrialStore(path, config.run_config())
-        except trial_store.ConfigMismatch as e:
+            self.store = trial_store.open_store(out_dir, config.run_config(), resume)
+        except (trial_store.ConfigMismatch, trial_store.StoreError) as e:
             raise SearchError(str(e)) from None
         self.space = get_space(config.space, **config.space_overrides)
         self.executor_kind, self.address = executor, address
@@ -160,13 +153,15 @@ class Search:
             return float(map_)
         return float(compute_reward(r.kind, map_, latency, r.target_ms, r.w))
 
-    def _maybe_update(self) -> Optional[dict]:
-        """PPO on the oldest K finished, unconsumed children; saved atomically."""
+    def _maybe_update(self, final: bool = False) -> Optional[dict]:
+        """PPO on the oldest K finished, unconsumed children; saved atomically. `final`
+        also takes a last, smaller batch, so every finished child feeds exactly one
+        update."""
         ready = [t for t in self.store.trials(trial_store.DONE)
                  if t.id not in self.state.consumed and t.reward is not None
                  and "step_log_probs" in t.extra]
         k = self.config.update_every
-        if len(ready) < k:
+        if len(ready) < k and not (final and ready):
             return None
         batch = ready[:k]
         s = self.state
@@ -217,11 +212,14 @@ class Search:
                     continue
                 for trial_id, result in self.executor.wait():
                     self._record(trial_id, result)
-                self._maybe_update()
+                while self._maybe_update():  # duplicates finish at sampling time, so a
+                    pass                     # wait can leave more than one batch ready
                 now = finished()
                 bar.update(min(now, budget) - bar.n)
                 if now // self.config.summary_every > (now - 1) // self.config.summary_every:
                     bar.write(self.summary_line(start, done_at_start))
+            while self._maybe_update(final=finished() >= budget):
+                pass
         finally:
             bar.close()
             self.executor.shutdown()
@@ -363,6 +361,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from latency.errors import LatencyError
     from mnas_tf.arch import ArchitectureError
+    from search.executors import ExecutorError
     try:
         overrides = {"budget": args.budget} if args.budget is not None else {}
         config = load_config(args.config, overrides)
@@ -370,7 +369,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         search = Search(config, out, args.resume, args.executor, args.address,
                         progress=not args.quiet)
         summary = search.run()
-    except (SearchConfigError, SearchError, LatencyError, ArchitectureError) as e:
+    except (SearchConfigError, SearchError, LatencyError, ArchitectureError,
+            ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ import numpy as np
 from mnas_tf.arch.msnas import MSNASSpec
 from search.msnas_config import ConfigError, load_config
 from search.msnas_space import MSNASSpace
-from search.store import ConfigMismatch
+from search.store import ConfigMismatch, StoreError
 
 POPULATION_STATE = "evolution"
 OPERATORS = ("crossover_encoder", "mutate_encoder", "crossover_features", "mutate_features")
@@ -205,14 +205,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store(cfg: dict, constraint, out_dir: str, resume: bool):
-    from search.store import TrialStore
-    path = os.path.join(out_dir, "trials.sqlite")
-    if os.path.exists(path) and not resume:
-        raise ConfigError(f"{path} exists; pass --resume to continue it or another --out")
-    if resume and not os.path.exists(path):
-        raise ConfigError(f"nothing to resume: {path} does not exist")
+    from search.store import open_store
     stored = dict(cfg, constraint=dict(cfg["constraint"], target=constraint.target))
-    return TrialStore(path, stored)
+    return open_store(out_dir, stored, resume, name="trials.sqlite")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -222,11 +217,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           evolution__iterations=args.iterations)
         from search.msnas_pipeline import resolve_constraint
         constraint = resolve_constraint(cfg)
-        os.makedirs(args.out, exist_ok=True)
         if args.command == "rank-check":
+            os.makedirs(args.out, exist_ok=True)
             return _rank_check(cfg, constraint, args)
         return _search(cfg, constraint, _store(cfg, constraint, args.out, args.resume), args)
-    except (ConfigError, ConfigMismatch) as e:  # e.g. an unknown experiment, found late
+    except (ConfigError, ConfigMismatch, StoreError) as e:  # e.g. an unknown experiment
         print(f"error: {e}", file=sys.stderr)
         return 2
 

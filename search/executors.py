@@ -20,8 +20,29 @@ Result = tuple[int, dict]  # (trial id, evaluation)
 _WORKER = None
 
 
+def _exit_with_parent() -> None:
+    """Ends this worker as soon as the driver process is gone (kill -9 included), so no
+    worker is orphaned holding its memory. A spawned child's `parent_process().sentinel`
+    becomes ready when the parent exits; the pool's own pipes do not tell (the worker keeps
+    their other ends open itself)."""
+    import os
+    import threading
+    from multiprocessing import connection, parent_process
+
+    parent = parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        connection.wait([parent.sentinel])
+        os._exit(3)  # pylint: disable=protected-access
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _init_worker(config: dict) -> None:
     global _WORKER  # pylint: disable=global-statement
+    _exit_with_parent()
     from search.child import ChildEvaluator
     _WORKER = ChildEvaluator(config)
 
@@ -100,6 +121,7 @@ class RayExecutor:
         import ray
         if not ray.is_initialized():
             if address:
+                check_reachable(address)
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=max(workers, 1), include_dashboard=False,
@@ -140,6 +162,30 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         self._ray.shutdown()
+
+
+class ExecutorError(RuntimeError):
+    """The workers cannot be reached or started; the message is one line for the user."""
+
+
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fails fast (ExecutorError) when nothing listens at a Ray cluster's HOST:PORT:
+    `ray.init` itself retries such an address for minutes with warnings and no error.
+    `auto` and Ray Client (`ray://`) addresses are left to Ray."""
+    import socket
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.1:6379, "
+                            f"the head's 'ray start --head' address)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise ExecutorError(f"no Ray cluster answers at {address} ({e.strerror or e}); start "
+                            f"one with 'ray start --head --port {port}' on that machine, or "
+                            f"drop --address to start a local one") from None
 
 
 class _RayChild:

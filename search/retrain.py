@@ -208,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         load_experiment(args.experiment)
         store = trial_store.TrialStore.open_existing(db)
         config = _search_config(store.config)
-    except (ConfigError, SearchConfigError, ValueError) as e:
+    except (ConfigError, SearchConfigError, trial_store.StoreError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     targets = args.targets or [round(r * config.reward.target_ms, 3) for r in TARGET_RATIOS]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from typing import Any, Iterable, Optional
 
@@ -56,6 +57,61 @@ DB_NAME = "search.sqlite"  # a search's store, in its output directory
 
 class ConfigMismatch(RuntimeError):
     """Resuming a search database with a config other than the one that made it."""
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be opened as asked; the message is one line for the user."""
+
+
+def check_store(path: str) -> None:
+    """Refuses (StoreError) a store that holds no search: empty, not SQLite, damaged, or
+    without the config of the search that made it. Reads only: a resume never starts
+    over silently, and a store is never overwritten."""
+    fix = "restore it from a copy, or give a new --out"
+    if os.path.getsize(path) == 0:
+        raise StoreError(f"{path} is empty (0 bytes) and holds no search to resume; move it "
+                         f"away to start a new search there, or give a new --out")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            status = db.execute("PRAGMA quick_check").fetchone()[0]
+            row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+            db.execute("SELECT count(*) FROM trials").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is not a readable search store ({e}); it may be "
+                         f"truncated or damaged: {fix}") from None
+    if status != "ok":
+        raise StoreError(f"{path} is damaged (SQLite integrity check: {status}): {fix}")
+    if row is None:
+        raise StoreError(f"{path} holds no search config, so no search made it: {fix}")
+
+
+def open_store(out_dir: str, config: dict, resume: bool, name: str = DB_NAME) -> "TrialStore":
+    """The one way a search driver opens its store in `out_dir`: a new search refuses an
+    existing store, a resume refuses a missing or unusable one (`check_store`) and a
+    different config (ConfigMismatch), and an output folder that cannot be written is
+    named before any work starts."""
+    path = os.path.join(out_dir, name)
+    if os.path.exists(path) and not resume:
+        raise StoreError(f"{path} already exists; pass --resume to continue that search or "
+                         f"--out to start a new one elsewhere")
+    if resume and not os.path.exists(path):
+        raise StoreError(f"nothing to resume: {path} does not exist")
+    if resume:
+        check_store(path)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise StoreError(f"cannot write to the output folder {out_dir} "
+                         f"({e.strerror or e}); give an --out you can write") from None
+    try:
+        return TrialStore(path, config)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot open {path} ({e}); give an --out you can write") from None
 
 
 def canonical_json(data: Any) -> str:
@@ -113,9 +169,11 @@ class TrialStore:
 
     @classmethod
     def open_existing(cls, path: str) -> "TrialStore":
-        """Opens a search database for reading, with the config it was made with."""
+        """Opens a search database for reading, with the config it was made with
+        (StoreError, one line, for a missing or unusable store)."""
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} does not exist")
+            raise StoreError(f"{path} does not exist")
+        check_store(path)
         db = sqlite3.connect(path)
         try:
             row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()

@@ -75,9 +75,24 @@ def _counts(db):
 
 
 @pytest.mark.timeout(900)
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
 def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
-    """A real proxy search (3 children, 2 steps each) killed with SIGKILL after its first
-    child finished, then resumed to the end."""
+    """A real proxy search (3 children, 2 steps each): its driver killed with SIGKILL after
+    the first child finished (its workers must exit with it), then resumed to the end."""
     out = str(tmp_path / "search")
     db = os.path.join(out, "search.sqlite")
     cmd = [sys.executable, "-m", "search.controller", "--config", TINY_PROXY, "--out", out,
@@ -90,8 +105,17 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
             break
         time.sleep(1)
     assert process.poll() is None, "the search ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
+    workers = _children(process.pid)
+    assert workers, "the search had no worker process to orphan"
+    os.kill(process.pid, signal.SIGKILL)  # the driver only, as a crash or OOM kill would
     process.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in workers):
+        time.sleep(0.5)
+    alive = [p for p in workers if os.path.exists(f"/proc/{p}")]
+    if alive:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert not alive, f"worker(s) {alive} outlived their driver"
     before = {t.id: t for t in TrialStore.open_existing(db).trials(DONE)}
     assert before
 
