@@ -90,6 +90,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.timeout(1200)
 def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     """A real proxy search (3 children, 2 steps each): its driver killed with SIGKILL after
     the first child finished (its workers must exit with it), then resumed to the end."""
