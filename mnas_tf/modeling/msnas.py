@@ -39,9 +39,8 @@ def _conv(filters, kernel, strides, name, regularizer):
 
 def _bn(name, momentum, epsilon, use_sync_bn=False):
     """SyncBN (the paper's, for the encoder) when asked: statistics over all replicas."""
-    layer = (tf_keras.layers.experimental.SyncBatchNormalization if use_sync_bn
-             else tf_keras.layers.BatchNormalization)
-    return layer(momentum=momentum, epsilon=epsilon, name=name)
+    return tf_keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
+                                              synchronized=use_sync_bn, name=name)
 
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
