@@ -20,12 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = None,
              overrides: Sequence[Any] = ()) -> dict[str, Any]:
     """Builds the experiment's model and returns its costs as a JSON-ready dict."""
-    import tf_keras
     from official.core import task_factory
 
-    from mnas_tf import cost
     from mnas_tf.experiment import DEFAULT_EXPERIMENT, load_experiment
-    from mnas_tf.modeling.factory import num_anchors_per_location
 
     overrides = list(overrides)
     if input_size:
@@ -39,7 +36,17 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
         raise ValueError(f"input size {height}x{width} must be a multiple of {step} "
                          f"(2^max_level) so every pyramid level aligns; pass --input-size")
     model = task_factory.get_task(params.task).build_model()
+    return {"experiment": ref or DEFAULT_EXPERIMENT, **model_costs(params, model)}
 
+
+def model_costs(params, model) -> dict[str, Any]:
+    """Costs of `model`, built from `params` at `params.task.model.input_size`."""
+    import tf_keras
+
+    from mnas_tf import cost
+    from mnas_tf.modeling.factory import num_anchors_per_location
+    model_cfg = params.task.model
+    height, width = model_cfg.input_size[:2]
     image_shape = (1, height, width, 3)
     backbone_out = model.backbone(tf_keras.Input(image_shape[1:], batch_size=1))
     backbone_shapes = {k: tuple(v.shape) for k, v in backbone_out.items()}
@@ -57,7 +64,6 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
     num_anchors = sum(s[1] * s[2] * anchors_per_loc for s in feature_shapes.values())
     decoder_cfg = model_cfg.decoder.get()
     info = {
-        "experiment": ref or DEFAULT_EXPERIMENT,
         "detector": "fasterrcnn" if hasattr(model, "rpn_head") else "retinanet",
         "backbone": f"{model_cfg.backbone.type}:{getattr(model_cfg.backbone.get(), 'model_id', '')}",
         "decoder": model_cfg.decoder.type,

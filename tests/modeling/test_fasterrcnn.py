@@ -1,5 +1,6 @@
 """The two-stage MSNAS detector: group RoI aligner, group RPN anchors, training, cost."""
 
+
 import json
 import os
 
@@ -10,7 +11,9 @@ from official.vision.modeling.layers.roi_aligner import MultilevelROIAligner
 
 from mnas_tf import train
 from mnas_tf.arch.msnas import MSNASSpec
+from mnas_tf.describe import model_costs
 from mnas_tf.modeling.fasterrcnn import GroupROIAligner, roi_groups
+from mnas_tf.modeling.msnas import encoder_rpn_madds
 
 TINY_ARCH = MSNASSpec.build((1, 2, 2, 0.5, 2, 2, 2), 8, (4, 8, 8, 16, 64)).to_json()
 
@@ -61,7 +64,7 @@ def test_group_aligner_crops_each_group_feature_at_its_stride():
         GroupROIAligner(strides, k_first=3)
 
 
-def test_group_rpn_targets_and_training_through_model_garden(tiny_dataset):
+def test_group_rpn_targets_model_and_cost(tiny_dataset):
     from official.core import task_factory
     from mnas_tf.experiment import load_experiment
     d = tiny_dataset
@@ -86,9 +89,16 @@ def test_group_rpn_targets_and_training_through_model_garden(tiny_dataset):
     # box head: two 3x3 convs and one fc (§4.1)
     head = model.detection_head[0].get_config()
     assert (head["num_convs"], head["num_fcs"]) == (2, 1)
+    # inference without passed anchors uses the group layout
     detections = model(images[:1], image_shape=labels["image_info"][:1, 1, :],
                        training=False)
     assert detections["detection_boxes"].shape == (1, 100, 4)
+    # describe's Table 1 measure (encoder + RPN) equals the analytic one the search can use
+    info = model_costs(params, model)
+    assert info["detector"] == "fasterrcnn"
+    assert info["encoder_rpn_madds"] == encoder_rpn_madds(
+        MSNASSpec.from_json(TINY_ARCH), (128, 128), params.task.model)
+    assert info["madds"] == info["encoder_rpn_madds"] + info["parts"]["box_head"]["madds"]
 
 
 def test_synthetic_twin_trains_and_evaluates_through_the_cli(tiny_dataset, tmp_path):
