@@ -20,9 +20,10 @@ from official.vision.configs import common, decoders, maskrcnn
 from official.vision.configs import backbones as mg_backbones
 
 from mnas_tf.configs.retinanet import (COCO_INPUT_PATH_BASE, SYNTHETIC, Backbone, Decoder,
-                                       MSNASBackbone)
+                                       MSNASBackbone, synthetic_runtime, synthetic_trainer)
 
 COCO_TRAIN_IMAGES = 118_287
+K_FIRST_CHOICES = (1, 2)
 
 
 @dataclasses.dataclass
@@ -48,6 +49,13 @@ class FasterRCNN(maskrcnn.MaskRCNN):
 @dataclasses.dataclass
 class FasterRCNNTask(maskrcnn.MaskRCNNTask):
     model: FasterRCNN = dataclasses.field(default_factory=FasterRCNN)
+
+    def check(self) -> None:
+        """Values the field types cannot restrict (`load_experiment` calls this)."""
+        k_first = self.model.roi_aligner.k_first
+        if k_first not in K_FIRST_CHOICES:
+            raise ValueError(f"task.model.roi_aligner.k_first must be 1 (the paper's Fig. "
+                             f"2(b)) or 2 (FPN's rule), got {k_first!r}")
 
 
 def box_head() -> maskrcnn.DetectionHead:
@@ -155,7 +163,6 @@ def msnas_fasterrcnn_synthetic() -> cfg.ExperimentConfig:
     paper's SGD schedule is tuned for 48 COCO epochs. CPU runs pass a narrow inline
     `backbone.msnas.architecture` (the paper's are 144-180 channels wide).
     """
-    from mnas_tf.configs.retinanet import cosine_schedule
     batch_size, train_steps = 8, 200
     model = fasterrcnn_model(Backbone(type="msnas", msnas=MSNASBackbone()),
                              Decoder(type="identity"), num_classes=7, input_size=(192, 192))
@@ -171,8 +178,7 @@ def msnas_fasterrcnn_synthetic() -> cfg.ExperimentConfig:
     model.norm_activation = common.NormActivation(activation="relu", use_sync_bn=False,
                                                   norm_momentum=0.9, norm_epsilon=1e-3)
     return cfg.ExperimentConfig(
-        runtime=cfg.RuntimeConfig(mixed_precision_dtype="float32",
-                                  distribution_strategy="one_device", num_gpus=0),
+        runtime=synthetic_runtime(),
         task=FasterRCNNTask(
             annotation_file=SYNTHETIC + "val",
             model=model,
@@ -185,12 +191,6 @@ def msnas_fasterrcnn_synthetic() -> cfg.ExperimentConfig:
             validation_data=maskrcnn.DataConfig(
                 input_path=SYNTHETIC + "val", is_training=False, global_batch_size=8,
                 drop_remainder=False)),
-        trainer=cfg.TrainerConfig(
-            train_steps=train_steps, validation_steps=-1, validation_interval=train_steps,
-            steps_per_loop=20, summary_interval=20, checkpoint_interval=20, max_to_keep=3,
-            best_checkpoint_eval_metric="AP",
-            optimizer_config=cosine_schedule(
-                {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 20,
-                0.0003)),
+        trainer=synthetic_trainer(train_steps),
         restrictions=["task.train_data.is_training != None",
                       "task.validation_data.is_training != None"])

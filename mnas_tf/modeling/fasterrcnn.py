@@ -27,10 +27,10 @@ from official.vision.ops import anchor as mg_anchor
 from official.vision.ops import spatial_transform_ops
 
 from mnas_tf.arch.msnas import NUM_GROUPS, load_msnas
+from mnas_tf.configs.fasterrcnn import K_FIRST_CHOICES
 from mnas_tf.modeling.msnas import GROUP_KEYS, GroupAnchorGenerator
 
 K0 = 4  # FPN's canonical level: a 224x224 RoI goes to level k0 (eq. 1 of the FPN paper)
-K_FIRST_CHOICES = (1, 2)
 
 
 def roi_groups(boxes: tf.Tensor, k_first: int, num_groups: int = NUM_GROUPS) -> tf.Tensor:

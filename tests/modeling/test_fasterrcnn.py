@@ -119,3 +119,14 @@ def test_synthetic_twin_trains_and_evaluates_through_the_cli(tiny_dataset, tmp_p
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert {"AP", "AP50"} <= set(metrics)
     assert tf.train.latest_checkpoint(model_dir).endswith("-2")
+
+
+def test_bad_k_first_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
+    d = tiny_dataset
+    argv = ["--experiment", "msnas_fasterrcnn_synthetic", "--model-dir", str(tmp_path),
+            "--params-override", f"task.train_data.input_path={d.train_records},"
+            f"task.validation_data.input_path={d.val_records},"
+            f"task.annotation_file={d.val_annotations},task.model.roi_aligner.k_first=3"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "k_first must be 1" in err and "Traceback" not in err
