@@ -1,7 +1,9 @@
 """`python -m mnas_tf.describe`: cost of a detector, whole and per part.
 
 Builds the detector of an experiment (or YAML) and prints MAdds and parameters for the
-backbone, the head (decoder) and the predictor, the anchor count and output shapes.
+backbone, the head (decoder) and the predictor (one-stage) or the RPN and box head
+(two-stage, which also report `encoder_rpn_madds`, the MSNAS paper's Table 1 measure), the
+anchor count and output shapes.
 MAdds come from the traced inference graph (BN folded, see mnas_tf.cost); parameters are
 trainable weights (BN gamma/beta included, moving statistics not).
 """

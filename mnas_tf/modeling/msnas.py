@@ -69,8 +69,8 @@ class StrideBlock(ConfigurableLayer):
     """One choice of a mixed block at relative stride 0.5, 1 or 2; width never changes.
 
     0.5: the paper's "upsampling block with an interpolation operator followed by a
-    convolution": bilinear x2, then one 3x3 conv + BN + ReLU (one conv, not a residual
-    block: with two, the Table 7-9 architectures miss their FLOPs targets, see README).
+    convolution": bilinear x2, then one 3x3 conv + BN + ReLU (one conv: with two, Table
+    7's architectures cost 19% over their FLOPs target; README, "MSNAS cost").
     1: a ResNet basic block (two 3x3 convs, identity shortcut). 2: the same with the first
     conv strided and a strided 1x1 conv + BN shortcut (ResNet's projection).
     """
