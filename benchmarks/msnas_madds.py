@@ -73,7 +73,8 @@ def main():
     print(f"input {size[0]}x{size[1]}; GMAdds (encoder / encoder + RPN / vs paper target "
           f"{target / 1e9:.2f})")
     base = f"ResNet{model_id}-FPN (P2-P6, 256)"
-    print(f"{base:28s} {enc / 1e9:8.2f} {(enc + head) / 1e9:8.2f} {(enc + head) / target - 1:+7.1%}")
+    print(f"{base:28s} {enc / 1e9:8.2f} {(enc + head) / 1e9:8.2f} "
+          f"{(enc + head) / target - 1:+7.1%}")
     costs = []
     for i in range(1, 6):
         name = f"msnas_{args.table}_top{i}"

@@ -15,8 +15,6 @@ from mnas_tf.describe import model_costs
 from mnas_tf.modeling.fasterrcnn import GroupROIAligner, roi_groups
 from mnas_tf.modeling.msnas import encoder_rpn_madds
 
-TINY_ARCH = MSNASSpec.build((1, 2, 2, 0.5, 2, 2, 2), 8, (4, 8, 8, 16, 64)).to_json()
-
 
 def _boxes(rng, n, image=1024):
     """Boxes of 16..1024 px (every group) inside a `image`-sized square."""
@@ -64,19 +62,8 @@ def test_group_aligner_crops_each_group_feature_at_its_stride():
         GroupROIAligner(strides, k_first=3)
 
 
-def test_group_rpn_targets_model_and_cost(tiny_dataset):
-    from official.core import task_factory
-    from mnas_tf.experiment import load_experiment
-    d = tiny_dataset
-    params = load_experiment("msnas_fasterrcnn_synthetic", [{"task": {
-        "annotation_file": d.val_annotations,
-        "model": {"input_size": [128, 128, 3], "backbone": {"msnas": {"architecture":
-                                                                      TINY_ARCH}}},
-        "train_data": {"input_path": d.train_records, "global_batch_size": 2},
-        "validation_data": {"input_path": d.val_records, "global_batch_size": 4}}}])
-    task = task_factory.get_task(params.task)
-    model = task.build_model()
-    images, labels = next(iter(task.build_inputs(params.task.train_data)))
+def test_group_rpn_targets_model_and_cost(tiny_msnas_task):
+    params, task, model, (images, labels) = tiny_msnas_task("msnas_fasterrcnn_synthetic", 2)
     for key, s in zip("23456", (4, 8, 8, 16, 64)):
         assert labels["rpn_score_targets"][key].shape[1:] == (128 // s, 128 // s, 3)
         assert labels["anchor_boxes"][key].shape[1:] == (128 // s, 128 // s, 12)
@@ -97,11 +84,13 @@ def test_group_rpn_targets_model_and_cost(tiny_dataset):
     info = model_costs(params, model)
     assert info["detector"] == "fasterrcnn"
     assert info["encoder_rpn_madds"] == encoder_rpn_madds(
-        MSNASSpec.from_json(TINY_ARCH), (128, 128), params.task.model)
+        MSNASSpec.from_json(params.task.model.backbone.msnas.architecture), (128, 128),
+        params.task.model)
     assert info["madds"] == info["encoder_rpn_madds"] + info["parts"]["box_head"]["madds"]
 
 
-def test_synthetic_twin_trains_and_evaluates_through_the_cli(tiny_dataset, tmp_path):
+def test_synthetic_twin_trains_and_evaluates_through_the_cli(tiny_dataset, tiny_msnas_arch,
+                                                            tmp_path):
     d = tiny_dataset
     model_dir = str(tmp_path / "run")
     override = (f"task.train_data.input_path={d.train_records},"
@@ -114,7 +103,7 @@ def test_synthetic_twin_trains_and_evaluates_through_the_cli(tiny_dataset, tmp_p
     argv = ["--experiment", "msnas_fasterrcnn_synthetic", "--model-dir", model_dir,
             "--params-override", override,
             "--params-override", json.dumps({"task": {"model": {"backbone": {
-                "msnas": {"architecture": TINY_ARCH}}}}})]
+                "msnas": {"architecture": tiny_msnas_arch}}}}})]
     assert train.main(argv) == 0
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert {"AP", "AP50"} <= set(metrics)

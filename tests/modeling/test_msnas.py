@@ -72,20 +72,9 @@ def test_analytic_madds_equal_counted_madds():
         lambda f: head(f), shapes)
 
 
-def test_detector_trains_and_evaluates_through_model_garden(tiny_dataset):
-    from official.core import task_factory
-    from mnas_tf.experiment import load_experiment
+def test_detector_trains_and_evaluates_through_model_garden(tiny_msnas_task):
     from mnas_tf.proxy import make_train_loop
-    d = tiny_dataset
-    arch = MSNASSpec.build((1, 2, 2, 0.5, 2, 2, 2), 8, (4, 8, 8, 16, 64)).to_json()
-    params = load_experiment("msnas_synthetic", [{"task": {
-        "annotation_file": d.val_annotations,
-        "model": {"input_size": [128, 128, 3], "backbone": {"msnas": {"architecture": arch}}},
-        "train_data": {"input_path": d.train_records, "global_batch_size": 4},
-        "validation_data": {"input_path": d.val_records, "global_batch_size": 4}}}])
-    task = task_factory.get_task(params.task)
-    model = task.build_model()
-    images, labels = next(iter(task.build_inputs(params.task.train_data)))
+    params, task, model, (images, labels) = tiny_msnas_task("msnas_synthetic", 4)
     # the parser labelled the group anchor layout: group g on the grid of stride s_g
     for key, s in zip("23456", (4, 8, 8, 16, 64)):
         assert labels["cls_targets"][key].shape[1:3] == (128 // s, 128 // s)
