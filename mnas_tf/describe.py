@@ -1,7 +1,9 @@
 """`python -m mnas_tf.describe`: cost of a detector, whole and per part.
 
 Builds the detector of an experiment (or YAML) and prints MAdds and parameters for the
-backbone, the head (decoder) and the predictor, the anchor count and output shapes.
+backbone, the head (decoder) and the predictor (one-stage) or the RPN and box head
+(two-stage, which also report `encoder_rpn_madds`, the MSNAS paper's Table 1 measure), the
+anchor count and output shapes.
 MAdds come from the traced inference graph (BN folded, see mnas_tf.cost); parameters are
 trainable weights (BN gamma/beta included, moving statistics not).
 """
@@ -20,12 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = None,
              overrides: Sequence[Any] = ()) -> dict[str, Any]:
     """Builds the experiment's model and returns its costs as a JSON-ready dict."""
-    import tf_keras
     from official.core import task_factory
 
-    from mnas_tf import cost
     from mnas_tf.experiment import DEFAULT_EXPERIMENT, load_experiment
-    from mnas_tf.modeling.factory import num_anchors_per_location
 
     overrides = list(overrides)
     if input_size:
@@ -35,47 +34,81 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
     height, width = model_cfg.input_size[:2]
     step = 2 ** model_cfg.max_level
     # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
-    if params.task.train_data.parser.pad and (height % step or width % step):
+    if getattr(params.task.train_data.parser, "pad", True) and (height % step or width % step):
         raise ValueError(f"input size {height}x{width} must be a multiple of {step} "
                          f"(2^max_level) so every pyramid level aligns; pass --input-size")
     model = task_factory.get_task(params.task).build_model()
+    return {"experiment": ref or DEFAULT_EXPERIMENT, **model_costs(params, model)}
 
+
+def model_costs(params, model) -> dict[str, Any]:
+    """Costs of `model`, built from `params` at `params.task.model.input_size`."""
+    import tf_keras
+
+    from mnas_tf import cost
+    from mnas_tf.modeling.factory import num_anchors_per_location
+    model_cfg = params.task.model
+    height, width = model_cfg.input_size[:2]
     image_shape = (1, height, width, 3)
     backbone_out = model.backbone(tf_keras.Input(image_shape[1:], batch_size=1))
     backbone_shapes = {k: tuple(v.shape) for k, v in backbone_out.items()}
     features = model.decoder(backbone_out) if model.decoder is not None else backbone_out
-    feature_shapes = {k: tuple(v.shape) for k, v in features.items()}
-    scores, boxes, _ = model.head(features)
-
+    # levels only: an MSNAS encoder also returns its final block's output, which no head reads
+    feature_shapes = {k: tuple(v.shape) for k, v in features.items() if k.isdigit()}
     parts = {
         "backbone": {"madds": cost.count_madds(model.backbone, image_shape),
                      "params": cost.count_params(model.backbone)},
         "head": ({"madds": cost.count_madds(model.decoder, backbone_shapes),
                   "params": cost.count_params(model.decoder)}
                  if model.decoder is not None else {"madds": 0, "params": 0}),
-        "predictor": {"madds": cost.count_madds(model.head, feature_shapes),
-                      "params": cost.count_params(model.head)},
     }
     anchors_per_loc = num_anchors_per_location(model_cfg)
     num_anchors = sum(s[1] * s[2] * anchors_per_loc for s in feature_shapes.values())
     decoder_cfg = model_cfg.decoder.get()
-    return {
-        "experiment": ref or DEFAULT_EXPERIMENT,
+    info = {
+        "detector": "fasterrcnn" if hasattr(model, "rpn_head") else "retinanet",
         "backbone": f"{model_cfg.backbone.type}:{getattr(model_cfg.backbone.get(), 'model_id', '')}",
         "decoder": model_cfg.decoder.type,
         "architecture": getattr(decoder_cfg, "architecture", None),
         "input_size": [height, width],
         "num_classes": model_cfg.num_classes,
-        "madds": sum(p["madds"] for p in parts.values()),
-        "params": sum(p["params"] for p in parts.values()),
         "num_anchors": num_anchors,
         "anchors_per_location": anchors_per_loc,
         "parts": parts,
         "feature_shapes": {k: list(v[1:]) for k, v in sorted(feature_shapes.items())},
-        "output_shapes": {
-            "class_outputs": {k: list(v.shape[1:]) for k, v in sorted(scores.items())},
-            "box_outputs": {k: list(v.shape[1:]) for k, v in sorted(boxes.items())}},
     }
+    if info["detector"] == "fasterrcnn":
+        _two_stage_parts(model, model_cfg, feature_shapes, info)
+    else:
+        scores, boxes, _ = model.head({k: features[k] for k in feature_shapes})
+        parts["predictor"] = {"madds": cost.count_madds(model.head, feature_shapes),
+                              "params": cost.count_params(model.head)}
+        info["output_shapes"] = {
+            "class_outputs": {k: list(v.shape[1:]) for k, v in sorted(scores.items())},
+            "box_outputs": {k: list(v.shape[1:]) for k, v in sorted(boxes.items())}}
+    info["madds"] = sum(p["madds"] for p in parts.values())
+    info["params"] = sum(p["params"] for p in parts.values())
+    return info
+
+
+def _two_stage_parts(model, model_cfg, feature_shapes, info) -> None:
+    """Faster R-CNN: the RPN, the box head on the test-time proposals, Table 1's measure.
+
+    `encoder_rpn_madds` is backbone + decoder + RPN head, what the MSNAS paper's Table 1
+    and its search constraint count ("FLOPs (Encoder+RPN)"); the box head runs on
+    `roi_generator.test_num_proposals` RoIs of crop_size^2 pixels.
+    """
+    from mnas_tf import cost
+    parts = info["parts"]
+    parts["rpn"] = {"madds": cost.count_madds(lambda f: model.rpn_head(f), feature_shapes),
+                    "params": cost.count_params(model.rpn_head)}
+    head = model.detection_head[0]
+    crop = model_cfg.roi_aligner.crop_size
+    channels = next(iter(feature_shapes.values()))[-1]
+    rois = (1, model_cfg.roi_generator.test_num_proposals, crop, crop, channels)
+    parts["box_head"] = {"madds": cost.count_madds(lambda x: head(x), rois),
+                         "params": cost.count_params(head)}
+    info["encoder_rpn_madds"] = sum(parts[k]["madds"] for k in ("backbone", "head", "rpn"))
 
 
 def format_report(info: dict[str, Any]) -> str:
@@ -88,10 +121,14 @@ def format_report(info: dict[str, Any]) -> str:
         lines.append(f"  {name:<10} {part['madds'] / 1e9:>9.3f}B {part['params'] / 1e6:>9.3f}M")
     lines.append(f"  {'total':<10} {info['madds'] / 1e9:>9.3f}B {info['params'] / 1e6:>9.3f}M")
     lines.append(f"  anchors: {info['num_anchors']:,} ({info['anchors_per_location']} per location)")
+    if "encoder_rpn_madds" in info:
+        lines.append(f"  encoder + RPN (the MSNAS paper's Table 1 measure): "
+                     f"{info['encoder_rpn_madds'] / 1e9:.3f}B")
     for level, shape in info["feature_shapes"].items():
-        lines.append(f"  P{level}: {'x'.join(map(str, shape))}   class "
-                     f"{info['output_shapes']['class_outputs'][level][-1]} ch, box "
-                     f"{info['output_shapes']['box_outputs'][level][-1]} ch")
+        outputs = info.get("output_shapes")
+        lines.append(f"  P{level}: {'x'.join(map(str, shape))}" + (
+            f"   class {outputs['class_outputs'][level][-1]} ch, box "
+            f"{outputs['box_outputs'][level][-1]} ch" if outputs else ""))
     return "\n".join(lines)
 
 

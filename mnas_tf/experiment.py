@@ -55,6 +55,8 @@ def load_experiment(ref: Optional[str] = None,
             raise ConfigError(f"{source}: {_describe_override_error(e)}") from None
     try:
         params.validate()
+        if hasattr(params.task, "check"):  # task configs with value checks of their own
+            params.task.check()
     except (KeyError, ValueError) as e:
         raise ConfigError(f"invalid config: {e}") from None
     return params

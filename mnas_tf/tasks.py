@@ -1,4 +1,5 @@
-"""The Model Garden task for our detectors: RetinaNetTask with our model factory."""
+"""The Model Garden tasks for our detectors: RetinaNetTask and MaskRCNNTask (Faster
+R-CNN) with our model factories."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 import tensorflow as tf
 import tf_keras
 from official.core import task_factory
-from official.vision.tasks import retinanet
+from official.vision.tasks import maskrcnn, retinanet
 
+from mnas_tf.configs import fasterrcnn as fasterrcnn_configs
 from mnas_tf.configs import retinanet as configs
 from mnas_tf.modeling.factory import build_detector
 
@@ -58,4 +60,45 @@ class DetectionTask(retinanet.RetinaNetTask):
             model = quantize_detector(model)
         if self.task_config.freeze_backbone:
             model.backbone.trainable = False
+        return model
+
+
+@task_factory.register_task_cls(fasterrcnn_configs.FasterRCNNTask)
+class FasterRCNNTask(maskrcnn.MaskRCNNTask):
+    """Model Garden's Mask R-CNN task (losses, COCO eval) for our Faster R-CNN configs.
+
+    MSNAS backbones get the group layout: the model from `build_fasterrcnn` and a parser
+    labelling the group anchors. The model's input is the padded image size (the parser
+    pads `input_size` up to a multiple of 2^max_level).
+    """
+
+    def _input_specs(self) -> tf_keras.layers.InputSpec:
+        from official.vision.ops import preprocess_ops
+        model = self.task_config.model
+        padded = preprocess_ops.compute_padded_size(model.input_size[:2], 2 ** model.max_level)
+        return tf_keras.layers.InputSpec(shape=[None, *map(int, padded), 3])
+
+    def build_inputs(self, params, input_context=None, dataset_fn=None):
+        model = self.task_config.model
+        if model.backbone.type != "msnas":
+            return super().build_inputs(params, input_context, dataset_fn)
+        from mnas_tf.arch.msnas import load_msnas
+        from mnas_tf.modeling import fasterrcnn, msnas
+        anchors = msnas.GroupAnchorGenerator.from_config(
+            load_msnas(model.backbone.msnas.architecture).feature_strides, model)
+        parser = fasterrcnn.GroupAnchorRCNNParser(
+            anchors, **fasterrcnn.parser_kwargs(self.task_config, params))
+        return msnas.build_detection_inputs(self.task_config, params, parser, input_context)
+
+    def build_model(self) -> tf_keras.Model:
+        from mnas_tf.modeling.fasterrcnn import build_fasterrcnn
+        l2 = self.task_config.losses.l2_weight_decay
+        regularizer = tf_keras.regularizers.l2(l2 / 2.0) if l2 else None
+        specs = self._input_specs()
+        model = build_fasterrcnn(specs, self.task_config.model, regularizer)
+        if self.task_config.freeze_backbone:
+            model.backbone.trainable = False
+        # Model Garden's warm-up call: creates every variable before checkpointing
+        model(tf_keras.Input(specs.shape[1:]), image_shape=tf_keras.layers.Input([2]),
+              training=False)
         return model

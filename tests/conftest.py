@@ -62,3 +62,30 @@ def tiny_overrides(tiny_dataset):
             f"task.validation_data.input_path={d.val_records},"
             f"task.annotation_file={d.val_annotations},task.model.input_size=[128,128,3],"
             f"task.train_data.global_batch_size=4,task.validation_data.global_batch_size=8")
+
+
+@pytest.fixture(scope="session")
+def tiny_msnas_arch():
+    """An 8-channel MSNAS encoder (7 blocks, heads at strides 4, 8, 8, 16, 64) as JSON."""
+    from mnas_tf.arch.msnas import MSNASSpec
+    return MSNASSpec.build((1, 2, 2, 0.5, 2, 2, 2), 8, (4, 8, 8, 16, 64)).to_json()
+
+
+@pytest.fixture(scope="session")
+def tiny_msnas_task(tiny_dataset, tiny_msnas_arch):
+    """`build(experiment, batch_size)`: an MSNAS experiment on the tiny dataset at 128 px
+    with the `tiny_msnas_arch` encoder, as (params, task, model, first train batch)."""
+    def build(experiment, batch_size):
+        from official.core import task_factory
+        from mnas_tf.experiment import load_experiment
+        d = tiny_dataset
+        params = load_experiment(experiment, [{"task": {
+            "annotation_file": d.val_annotations,
+            "model": {"input_size": [128, 128, 3],
+                      "backbone": {"msnas": {"architecture": tiny_msnas_arch}}},
+            "train_data": {"input_path": d.train_records, "global_batch_size": batch_size},
+            "validation_data": {"input_path": d.val_records, "global_batch_size": 4}}}])
+        task = task_factory.get_task(params.task)
+        model = task.build_model()
+        return params, task, model, next(iter(task.build_inputs(params.task.train_data)))
+    return build

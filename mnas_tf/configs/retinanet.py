@@ -264,8 +264,7 @@ def mnasfpn_synthetic() -> cfg.ExperimentConfig:
     model.norm_activation.norm_momentum = 0.9
     model.head.norm_momentum = 0.9
     return cfg.ExperimentConfig(
-        runtime=cfg.RuntimeConfig(mixed_precision_dtype="float32",
-                                  distribution_strategy="one_device", num_gpus=0),
+        runtime=synthetic_runtime(),
         task=RetinaNetTask(
             annotation_file=SYNTHETIC + "val",
             model=model,
@@ -279,20 +278,31 @@ def mnasfpn_synthetic() -> cfg.ExperimentConfig:
             validation_data=retinanet.DataConfig(
                 input_path=SYNTHETIC + "val", is_training=False, global_batch_size=16,
                 dtype="float32", drop_remainder=False)),
-        trainer=cfg.TrainerConfig(
-            train_steps=train_steps,
-            validation_steps=-1,
-            validation_interval=train_steps,
-            steps_per_loop=20,
-            summary_interval=20,
-            checkpoint_interval=20,
-            max_to_keep=3,
-            best_checkpoint_eval_metric="AP",
-            optimizer_config=cosine_schedule(
-                {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 20,
-                0.0003)),
+        trainer=synthetic_trainer(train_steps),
         restrictions=["task.train_data.is_training != None",
                       "task.validation_data.is_training != None"])
+
+
+def synthetic_runtime() -> cfg.RuntimeConfig:
+    """One CPU device, float32: how every synthetic twin runs."""
+    return cfg.RuntimeConfig(mixed_precision_dtype="float32",
+                             distribution_strategy="one_device", num_gpus=0)
+
+
+def synthetic_trainer(train_steps: int) -> cfg.TrainerConfig:
+    """The synthetic twins' loop: Adam, cosine LR, checkpoints every 20 steps, eval at end."""
+    return cfg.TrainerConfig(
+        train_steps=train_steps,
+        validation_steps=-1,
+        validation_interval=train_steps,
+        steps_per_loop=20,
+        summary_interval=20,
+        checkpoint_interval=20,
+        max_to_keep=3,
+        best_checkpoint_eval_metric="AP",
+        optimizer_config=cosine_schedule(
+            {"type": "adam", "adam": {"global_clipnorm": 10.0}}, 0.003, train_steps, 20,
+            0.0003))
 
 
 @exp_factory.register_config_factory("msnas_synthetic")

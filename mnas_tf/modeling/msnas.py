@@ -28,6 +28,7 @@ from mnas_tf.arch.msnas import FIRST_GROUP_LEVEL, NUM_GROUPS, MSNASSpec, load_ms
 from mnas_tf.modeling.layers import ConfigDictModel, ConfigurableLayer
 
 GROUP_KEYS = tuple(str(FIRST_GROUP_LEVEL + g) for g in range(NUM_GROUPS))
+ENCODER_OUTPUT = "encoder"  # the final block's output (no head reads it)
 
 
 def _conv(filters, kernel, strides, name, regularizer):
@@ -36,8 +37,10 @@ def _conv(filters, kernel, strides, name, regularizer):
                                   kernel_initializer="he_normal", name=name)
 
 
-def _bn(name, momentum, epsilon):
-    return tf_keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+def _bn(name, momentum, epsilon, use_sync_bn=False):
+    """SyncBN (the paper's, for the encoder) when asked: statistics over all replicas."""
+    return tf_keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
+                                              synchronized=use_sync_bn, name=name)
 
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
@@ -45,13 +48,15 @@ class Stem(ConfigurableLayer):
     """Two 3x3 stride-2 conv+BN+ReLU: the input to stride 4 at the encoder width."""
 
     def __init__(self, channels: int, norm_momentum: float = 0.99, norm_epsilon: float = 1e-3,
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, use_sync_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(channels=channels, norm_momentum=norm_momentum,
-                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer)
+                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer,
+                     use_sync_bn=use_sync_bn)
         reg = self._config_dict["kernel_regularizer"]
         self._convs = [_conv(channels, 3, 2, f"conv_{i}", reg) for i in range(2)]
-        self._bns = [_bn(f"bn_{i}", norm_momentum, norm_epsilon) for i in range(2)]
+        self._bns = [_bn(f"bn_{i}", norm_momentum, norm_epsilon, use_sync_bn)
+                     for i in range(2)]
 
     def call(self, x, training=None):
         for conv, bn in zip(self._convs, self._bns):
@@ -61,33 +66,39 @@ class Stem(ConfigurableLayer):
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class StrideBlock(ConfigurableLayer):
-    """One choice of a mixed block: a ResNet basic block at relative stride 0.5, 1 or 2.
+    """One choice of a mixed block at relative stride 0.5, 1 or 2; width never changes.
 
-    0.5: bilinear x2 interpolation, then the two 3x3 convs (shortcut: the interpolated
-    input). 1: two 3x3 convs, identity shortcut. 2: first conv strided, shortcut a strided
-    1x1 conv + BN (ResNet's projection). Width never changes (the paper shares it).
+    0.5: the paper's "upsampling block with an interpolation operator followed by a
+    convolution": bilinear x2, then one 3x3 conv + BN + ReLU (one conv: with two, Table
+    7's architectures cost 19% over their FLOPs target; README, "MSNAS cost").
+    1: a ResNet basic block (two 3x3 convs, identity shortcut). 2: the same with the first
+    conv strided and a strided 1x1 conv + BN shortcut (ResNet's projection).
     """
 
     def __init__(self, channels: int, stride: float, norm_momentum: float = 0.99,
-                 norm_epsilon: float = 1e-3, kernel_regularizer: Any = None, **kwargs):
+                 norm_epsilon: float = 1e-3, kernel_regularizer: Any = None,
+                 use_sync_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
         if stride not in (0.5, 1, 2):
             raise ValueError(f"StrideBlock stride must be 0.5, 1 or 2, got {stride!r}")
         self._record(channels=channels, stride=stride, norm_momentum=norm_momentum,
-                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer)
+                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer,
+                     use_sync_bn=use_sync_bn)
         reg = self._config_dict["kernel_regularizer"]
         self._stride = stride
         self._conv1 = _conv(channels, 3, 2 if stride == 2 else 1, "conv_1", reg)
-        self._bn1 = _bn("bn_1", norm_momentum, norm_epsilon)
+        self._bn1 = _bn("bn_1", norm_momentum, norm_epsilon, use_sync_bn)
+        if stride == 0.5:
+            return
         self._conv2 = _conv(channels, 3, 1, "conv_2", reg)
-        self._bn2 = _bn("bn_2", norm_momentum, norm_epsilon)
+        self._bn2 = _bn("bn_2", norm_momentum, norm_epsilon, use_sync_bn)
         if stride == 2:
             self._proj = _conv(channels, 1, 2, "projection", reg)
-            self._proj_bn = _bn("projection_bn", norm_momentum, norm_epsilon)
+            self._proj_bn = _bn("projection_bn", norm_momentum, norm_epsilon, use_sync_bn)
 
     def call(self, x, training=None):
         if self._stride == 0.5:
-            x = upsample2x(x)
+            return tf.nn.relu(self._bn1(self._conv1(upsample2x(x)), training=training))
         shortcut = x
         if self._stride == 2:
             shortcut = self._proj_bn(self._proj(x), training=training)
@@ -107,12 +118,13 @@ class LateralConv(ConfigurableLayer):
     """The 1x1 conv + BN after a block that later stage ends add (eq. 5)."""
 
     def __init__(self, channels: int, norm_momentum: float = 0.99, norm_epsilon: float = 1e-3,
-                 kernel_regularizer: Any = None, **kwargs):
+                 kernel_regularizer: Any = None, use_sync_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(channels=channels, norm_momentum=norm_momentum,
-                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer)
+                     norm_epsilon=norm_epsilon, kernel_regularizer=kernel_regularizer,
+                     use_sync_bn=use_sync_bn)
         self._conv = _conv(channels, 1, 1, "conv", self._config_dict["kernel_regularizer"])
-        self._bn = _bn("bn", norm_momentum, norm_epsilon)
+        self._bn = _bn("bn", norm_momentum, norm_epsilon, use_sync_bn)
 
     def call(self, x, training=None):
         return self._bn(self._conv(x), training=training)
@@ -128,10 +140,17 @@ def block_name(index: int, stride: float) -> str:
 
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class MSNASEncoder(ConfigDictModel, tf_keras.Model):
-    """Stem, mixed blocks with laterals, and the heads' features keyed '2'..'6'."""
+    """Stem, mixed blocks with laterals, and the heads' features keyed '2'..'6'.
+
+    Every block is built and run, also those after the last block a head reads: the
+    paper's encoder is the whole path (eq. 5 gives the final block a lateral) and its
+    FLOPs count it (see README, "MSNAS cost"). Their output is returned under key
+    ENCODER_OUTPUT, which no head reads, so that Keras does not prune them.
+    """
 
     def __init__(self, architecture: Any, input_specs: Any = None, norm_momentum: float = 0.99,
-                 norm_epsilon: float = 1e-3, kernel_regularizer: Any = None, **kwargs):
+                 norm_epsilon: float = 1e-3, kernel_regularizer: Any = None,
+                 use_sync_bn: bool = False, **kwargs):
         spec = load_msnas(architecture)
         if input_specs is None:
             input_specs = tf_keras.layers.InputSpec(shape=[None, None, None, 3])
@@ -140,7 +159,8 @@ class MSNASEncoder(ConfigDictModel, tf_keras.Model):
         kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
         c, args = spec.encoder.channels, dict(norm_momentum=norm_momentum,
                                               norm_epsilon=norm_epsilon,
-                                              kernel_regularizer=kernel_regularizer)
+                                              kernel_regularizer=kernel_regularizer,
+                                              use_sync_bn=use_sync_bn)
         image = tf_keras.Input(shape=input_specs.shape[1:])
         x = Stem(c, name="stem", **args)(image)
         outputs, laterals = [], {}
@@ -153,6 +173,7 @@ class MSNASEncoder(ConfigDictModel, tf_keras.Model):
                 x = tf_keras.layers.Add(name=f"merge_{i}")([x, laterals[r]])
             outputs.append(x)
         features = {key: outputs[b] for key, b in zip(GROUP_KEYS, spec.head_blocks())}
+        features[ENCODER_OUTPUT] = outputs[-1]
         super().__init__(inputs=image, outputs=features, **kwargs)
         self._spec = spec
         self._output_specs = {k: v.get_shape() for k, v in features.items()}
@@ -160,7 +181,8 @@ class MSNASEncoder(ConfigDictModel, tf_keras.Model):
             architecture=spec.to_dict(), input_specs=list(input_specs.shape),
             norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
             kernel_regularizer=(tf_keras.regularizers.serialize(kernel_regularizer)
-                                if kernel_regularizer is not None else None))
+                                if kernel_regularizer is not None else None),
+            use_sync_bn=use_sync_bn)
 
     @property
     def spec(self) -> MSNASSpec:
@@ -180,7 +202,8 @@ def build_msnas_encoder(input_specs, backbone_config, norm_activation_config,
     return MSNASEncoder(backbone_config.get().architecture, input_specs=input_specs,
                         norm_momentum=norm_activation_config.norm_momentum,
                         norm_epsilon=norm_activation_config.norm_epsilon,
-                        kernel_regularizer=l2_regularizer)
+                        kernel_regularizer=l2_regularizer,
+                        use_sync_bn=norm_activation_config.use_sync_bn)
 
 
 # ------------------------------------------------------------------------ anchors
@@ -313,20 +336,47 @@ def parser_kwargs(task_config, params) -> dict:
 def encoder_madds(spec: MSNASSpec, input_size: Sequence[int]) -> int:
     """MAdds of the encoder at `input_size` (convs only, the cost.py convention).
 
-    Only the live part counts: blocks after the deepest block a head reads change no
-    output, and the built encoder does not contain them (Keras prunes them).
+    Every block counts, also those after the last block a head reads (the encoder
+    builds them; see MSNASEncoder). An up block is one 3x3 conv at its output size.
     """
     h, w = input_size
     c = spec.encoder.channels
     area = lambda stride: math.ceil(h / stride) * math.ceil(w / stride)  # noqa: E731
     total = area(2) * 9 * 3 * c + area(4) * 9 * c * c
-    live = max(spec.head_blocks()) + 1
     strides = spec.encoder.block_strides()
-    for rel, out in zip(spec.encoder.strides[:live], strides):
-        total += 2 * area(out) * 9 * c * c + (area(out) * c * c if rel == 2 else 0)
-    for r in {r for r in spec.encoder.lateral_sources()[:live] if r is not None}:
+    for rel, out in zip(spec.encoder.strides, strides):
+        convs = 1 if rel == 0.5 else 2
+        total += convs * area(out) * 9 * c * c + (area(out) * c * c if rel == 2 else 0)
+    for r in {r for r in spec.encoder.lateral_sources() if r is not None}:
         total += area(strides[r]) * c * c
     return total
+
+
+def rpn_madds(feature_strides: Sequence[int], input_size: Sequence[int], in_channels: int,
+              num_convs: int, num_filters: int, num_anchors: int) -> int:
+    """MAdds of Model Garden's RPNHead (3x3 convs, 1x1 objectness and box convs).
+
+    It runs once per group, so groups that share a feature map each pay for it.
+    """
+    per_location, cin = 0, in_channels
+    for _ in range(num_convs):
+        per_location += 9 * cin * num_filters
+        cin = num_filters
+    per_location += cin * num_anchors * 5
+    h, w = input_size
+    return sum(math.ceil(h / s) * math.ceil(w / s) * per_location for s in feature_strides)
+
+
+def encoder_rpn_madds(spec: MSNASSpec, input_size: Sequence[int], model_config) -> int:
+    """The paper's search measure (Table 1, "FLOPs (Encoder+RPN)") for `spec`.
+
+    `model_config` is a Faster R-CNN model config: its `rpn_head` and `anchor` give the
+    RPN's width and anchors per location, so nothing here is fixed to one experiment.
+    """
+    rpn, anchor = model_config.rpn_head, model_config.anchor
+    return encoder_madds(spec, input_size) + rpn_madds(
+        spec.feature_strides, input_size, spec.encoder.channels, rpn.num_convs,
+        rpn.num_filters, anchor.num_scales * len(anchor.aspect_ratios))
 
 
 def head_madds(feature_strides: Sequence[int], input_size: Sequence[int], in_channels: int,

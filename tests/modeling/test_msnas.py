@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from mnas_tf.arch.msnas import MSNASSpec, load_msnas, msnas_names
 from mnas_tf.cost import count_madds
-from mnas_tf.modeling.msnas import (GroupAnchorGenerator, MSNASEncoder, encoder_madds,
-                                    head_madds)
+from mnas_tf.modeling.msnas import (ENCODER_OUTPUT, GroupAnchorGenerator, MSNASEncoder,
+                                    encoder_madds, head_madds)
 
 TABLE7_ROW1 = (1, 2, 2, 1, 2, 1, 0.5, 1, 1, 0.5, 1, 1, 0.5)
 
@@ -18,14 +18,20 @@ def test_encoder_outputs_one_feature_per_group_at_its_stride():
     spec = MSNASSpec.build(TABLE7_ROW1, 8, (8, 8, 16, 16, 32))
     enc = MSNASEncoder(spec, input_specs=[None, 128, 128, 3])
     assert {k: v.as_list()[1:] for k, v in enc.output_specs.items()} == {
-        "2": [16, 16, 8], "3": [16, 16, 8], "4": [8, 8, 8], "5": [8, 8, 8], "6": [4, 4, 8]}
+        "2": [16, 16, 8], "3": [16, 16, 8], "4": [8, 8, 8], "5": [8, 8, 8], "6": [4, 4, 8],
+        ENCODER_OUTPUT: [32, 32, 8]}
     out = enc(tf.random.normal([1, 128, 128, 3]))
     np.testing.assert_array_equal(out["2"], out["3"])  # two groups share one feature map
     names = {l.name for l in enc.layers}
-    # laterals feeding live stage ends (blocks 8 <- 3, 11 <- 1) exist; block 12 and its
-    # lateral (from block 0) are after the last feature a head reads, so are not built
-    assert {"lateral_3", "lateral_1", "merge_8", "merge_11", "block_11_normal"} <= names
-    assert not {"block_12_up", "lateral_0"} & names
+    # laterals at stage ends (blocks 8 <- 3, 11 <- 1, 12 <- 0); block 12 and its lateral
+    # come after the last feature a head reads, and are built all the same (the paper's
+    # encoder is the whole path), their output returned under ENCODER_OUTPUT
+    assert {"lateral_3", "lateral_1", "lateral_0", "merge_8", "merge_11", "merge_12",
+            "block_11_normal", "block_12_up"} <= names
+    # the up block is "an interpolation operator followed by a convolution": one conv
+    up = enc.get_layer("block_12_up")
+    assert [w.shape.as_list() for w in up.trainable_weights if len(w.shape) == 4] == [
+        [3, 3, 8, 8]]
     clone = MSNASEncoder.from_config(json.loads(json.dumps(enc.get_config())))
     assert clone.count_params() == enc.count_params()
 
@@ -66,20 +72,9 @@ def test_analytic_madds_equal_counted_madds():
         lambda f: head(f), shapes)
 
 
-def test_detector_trains_and_evaluates_through_model_garden(tiny_dataset):
-    from official.core import task_factory
-    from mnas_tf.experiment import load_experiment
+def test_detector_trains_and_evaluates_through_model_garden(tiny_msnas_task):
     from mnas_tf.proxy import make_train_loop
-    d = tiny_dataset
-    arch = MSNASSpec.build((1, 2, 2, 0.5, 2, 2, 2), 8, (4, 8, 8, 16, 64)).to_json()
-    params = load_experiment("msnas_synthetic", [{"task": {
-        "annotation_file": d.val_annotations,
-        "model": {"input_size": [128, 128, 3], "backbone": {"msnas": {"architecture": arch}}},
-        "train_data": {"input_path": d.train_records, "global_batch_size": 4},
-        "validation_data": {"input_path": d.val_records, "global_batch_size": 4}}}])
-    task = task_factory.get_task(params.task)
-    model = task.build_model()
-    images, labels = next(iter(task.build_inputs(params.task.train_data)))
+    params, task, model, (images, labels) = tiny_msnas_task("msnas_synthetic", 4)
     # the parser labelled the group anchor layout: group g on the grid of stride s_g
     for key, s in zip("23456", (4, 8, 8, 16, 64)):
         assert labels["cls_targets"][key].shape[1:3] == (128 // s, 128 // s)
