@@ -71,14 +71,15 @@ class Calibration:
         return cls(**data)
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, scale: np.ndarray, lam: float):
+def _ridge(x: np.ndarray, y: np.ndarray, base: np.ndarray, scale: np.ndarray, lam: float):
     """Factors b (prior 1) and intercept c minimising the relative squared error
     sum((y - c - x b) / y)^2 + lam |scale * (b - 1)|^2, and the leave-one-out residuals
-    (closed form, through the hat matrix of this weighted ridge)."""
+    (closed form, through the hat matrix of this weighted ridge). `base` is each model's
+    plain sum over every class (classes not in `x` keep factor 1)."""
     n, k = x.shape
     w = 1.0 / y  # relative errors: each row divided by its own latency
     design = np.hstack([np.ones((n, 1)), x]) * w[:, None]
-    target = (y - x.sum(axis=1)) * w  # what the factors' departures from 1 must explain
+    target = (y - base) * w  # what the factors' departures from 1 must explain
     penalty = np.diag(np.concatenate([[0.0], lam * scale ** 2]))
     gram = design.T @ design + penalty
     solution = np.linalg.solve(gram, design.T @ target)
@@ -108,7 +109,7 @@ def fit(features: Sequence[Sequence[float]], measured_us: Sequence[float],
     scale = (xs / y[:, None]).std(axis=0) * np.sqrt(len(y))
     best = None
     for lam in lambdas:
-        factors, intercept, loo = _ridge(xs, y, scale, lam)
+        factors, intercept, loo = _ridge(xs, y, x.sum(axis=1), scale, lam)
         err = float(np.mean(np.abs(loo)) * 100)
         if best is None or err < best[0] - 1e-12:
             best = (err, lam, factors, intercept)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -47,7 +48,7 @@ from latency.table import LatencyPredictor, LatencyTable
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
 CALIBRATION_SEED = 1_000_003  # calibration architectures never overlap a fidelity seed's
-CALIBRATION_CANDIDATES = 400  # drawn, then `count` picked across their predicted range
+CALIBRATION_CANDIDATES = 200  # drawn, then `count` picked across their predicted range
 BATCH = 64
 ROUNDS = 3
 ROUND_WARMUP, ROUND_RUNS = 10, 30
@@ -76,7 +77,7 @@ def device_table(backend, threads: int, table_dir: Optional[str] = None,
     import os as _os
 
     from latency.probe import measure_probe
-    if backend.name == "host" and threads > (_os.cpu_count() or 1):
+    if getattr(backend, "name", "") == "host" and threads > (_os.cpu_count() or 1):
         raise LatencyError(f"--threads {threads}: this host has {_os.cpu_count()} cores; "
                            f"build tables for at most that many threads here")
     fingerprint = {**backend.fingerprint(threads), "quant": quant}
@@ -90,7 +91,7 @@ def load_monitor(backend, wait_s: float = 20.0, log=None):
     reader = getattr(backend, "read_load", None)
     if reader is None:
         return None
-    own = (lambda: 0.0) if backend.name != "host" else None
+    own = (lambda: 0.0) if getattr(backend, "name", "") != "host" else None
     kwargs = {"own": own} if own else {}
     return LoadMonitor(reader, wait_s=wait_s, log=log, **kwargs)
 
@@ -308,12 +309,19 @@ def calibration_architectures(table, shape, space, count: int) -> list:
     """`count` architectures of `space` spread over its latency range: CALIBRATION_CANDIDATES
     drawn from the calibration seed stream (never a fidelity seed), priced by the plain
     sum, and picked at evenly spaced ranks from the fastest to the slowest."""
-    candidates = sample_architectures(max(CALIBRATION_CANDIDATES, count), CALIBRATION_SEED,
-                                      space)
+    candidates = _candidates(json.dumps(space_record(space), sort_keys=True),
+                             max(CALIBRATION_CANDIDATES, count))
     predictor = LatencyPredictor(table, shape, calibration="constant")
     order = np.argsort([predictor.predict(spec).total_ms for spec in candidates], kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, count)).astype(int))
     return [candidates[order[i]] for i in picks]
+
+
+@functools.lru_cache(maxsize=16)
+def _candidates(record: str, n: int) -> tuple:
+    """Calibration candidates of a space (by its JSON record), drawn once per process."""
+    return tuple(sample_architectures(n, CALIBRATION_SEED,
+                                      _space_from_record(json.loads(record))))
 
 
 def calibrate(table, params, shape, backend, threads, count: int, progress: bool = True,
@@ -479,7 +487,7 @@ def parse_space(name: str, overrides_json: str = "{}"):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from mnas_tf.arch import ArchitectureError, load_architecture
-    from mnas_tf.experiment import ConfigError
+    from mnas_tf.config_files import ConfigError
     from latency.benchmark import _backend_kwargs
     from latency.measure import get_backend
     try:
@@ -488,11 +496,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         space = parse_space(args.space, args.space_overrides) if "space" in args else None
         if args.command == "build" and (args.rounds < 1 or args.calibration < 1):
             raise LatencyError("--rounds and --calibration must be at least 1")
-        params, shape = load_shape(args.experiment, args.input_size, args.quant)
+        spec = load_architecture(args.architecture) if args.command == "predict" else None
         args.op_profiling = False
         backend = get_backend(args.backend, **_backend_kwargs(args))
         table = device_table(backend, args.threads, args.table_dir, args.quant,
                              rebuild=args.command == "build", tolerance=args.probe_tolerance)
+        params, shape = load_shape(args.experiment, args.input_size, args.quant)
         if args.command != "predict" and table.meta("replaced"):
             print(f"rebuilding: {table.meta('replaced')['reason']}", file=sys.stderr)
         monitor = load_monitor(backend, args.max_wait)
@@ -501,7 +510,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            progress=not args.json, space=space, rounds=args.rounds,
                            monitor=monitor)
         elif args.command == "predict":
-            spec = load_architecture(args.architecture)
             start = time.perf_counter()
             prediction = LatencyPredictor(table, shape, args.missing).predict(spec)
             result = {**prediction.to_dict(), "table": table.path,
