@@ -28,6 +28,7 @@ from latency.errors import LatencyError
 from latency.graph import OpKey, parse_key
 from latency.ops import (DetectorShape, detector_ops, head_cells, level_sizes, predictor_ops,
                          unit_ops)
+from latency.walk import head_cost
 
 # What makes two measurements comparable (host and android fingerprints); volatile fields
 # such as the adb serial or the OS release are left out so a table is reused.
@@ -216,10 +217,10 @@ class LatencyPredictor:
     """
 
     def __init__(self, table: LatencyTable, shape: DetectorShape, missing: str = "error",
-                 calibration="fitted"):
+                 calibration="fitted", fast: bool = True):
         if missing not in ("error", "estimate"):
             raise ValueError("missing must be 'error' or 'estimate'")
-        self.table, self.shape, self.missing = table, shape, missing
+        self.table, self.shape, self.missing, self.fast = table, shape, missing, fast
         self.calibration = table_calibration(table, calibration)
         self._factor = {c: self.calibration.factor(c) for c in CLASSES}
         self._overhead = table.invoke_overhead_us
@@ -267,17 +268,30 @@ class LatencyPredictor:
             self._sizes[max_level] = level_sizes(self.shape, max_level)
         return self._sizes[max_level]
 
+    def _cost(self, unit: tuple, max_level: int) -> tuple[float, int]:
+        cost = self._unit_cost.get(unit)
+        if cost is None:
+            cost = self._unit_cost[unit] = self._price(unit_ops(unit, self.sizes(max_level),
+                                                                self.shape.dtype))
+        return cost
+
     def predict(self, spec) -> Prediction:
-        sizes = self.sizes(spec.max_level)
-        head, estimated = 0.0, 0
-        for units, times in head_cells(spec, self.shape):
-            for unit in units:
-                cost = self._unit_cost.get(unit)
-                if cost is None:
-                    cost = self._unit_cost[unit] = self._price(unit_ops(unit, sizes,
-                                                                        self.shape.dtype))
-                head += cost[0] * times
-                estimated += cost[1] * times
+        """`fast` (the default) walks MnasFPN-family heads with `latency.walk`; without it
+        (and for NAS-FPN) every cell's units come from `head_cells`."""
+        if self.fast and spec.family != "nasfpn":
+            unit_cost, max_level = self._unit_cost, spec.max_level
+
+            def cost(unit):
+                found = unit_cost.get(unit)
+                return found if found is not None else self._cost(unit, max_level)
+            head, estimated = head_cost(spec, self.shape, cost)
+        else:
+            head, estimated = 0.0, 0
+            for units, times in head_cells(spec, self.shape):
+                for unit in units:
+                    cost = self._cost(unit, spec.max_level)
+                    head += cost[0] * times
+                    estimated += cost[1] * times
         pkey = (spec.channels, spec.levels)
         if pkey not in self._predictor_cost:
             self._predictor_cost[pkey] = self._price(predictor_ops(spec, self.shape))

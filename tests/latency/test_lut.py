@@ -121,6 +121,23 @@ def test_missing_keys_are_errors_or_counted_estimates(tmp_path):
     assert estimate.total_ms > 0
 
 
+@pytest.mark.parametrize("name", [n for n in SPACES if n != "nasfpnlite_s"])
+def test_the_one_pass_walk_prices_what_head_cells_prices(tmp_path, name):
+    """`latency.walk` (the predictor's default) and the unit walk of `head_cells` give the
+    same price for sampled architectures of every MnasFPN-family space, at two sizes."""
+    for shape in (SMALL, DetectorShape()):
+        space = get_space(name)
+        table = LatencyTable(str(tmp_path / f"{name}{shape.input_size[0]}.sqlite"))
+        keys = [shape.backbone_key(), *space_op_keys(space, shape)]
+        # distinct values per key, so a unit priced at the wrong place shows
+        table.put([(str(k), 1.0 + 0.37 * i, 0.0, 0.0, 1) for i, k in enumerate(keys)])
+        fast, slow = LatencyPredictor(table, shape), LatencyPredictor(table, shape, fast=False)
+        published = [load_architecture("mnasfpn")] if name == "mnasfpn" else []
+        for spec in _sampled(space, 60, seed=11) + published:
+            assert fast.predict(spec).total_ms == pytest.approx(slow.predict(spec).total_ms,
+                                                                rel=1e-12)
+
+
 def test_tables_persist_and_are_keyed_by_device(tmp_path):
     fingerprint = {"backend": "host", "cpu_model": "X", "threads": 1, "runtime": "1.0"}
     table = LatencyTable.for_device(fingerprint, str(tmp_path))
@@ -138,9 +155,14 @@ def test_fidelity_metrics_on_known_values():
     m = fidelity_metrics([10.0, 20.0, 30.0, 40.0], [11.0, 19.0, 30.0, 48.0])
     assert m["n"] == 4
     assert m["r2"] == pytest.approx(1 - (1 + 1 + 0 + 64) / 500)
-    assert m["within_10pct"] == pytest.approx(75.0)
+    assert m["within_10pct"] == pytest.approx(75.0)  # percent of architectures
+    assert m["within_5pct"] == pytest.approx(50.0)  # the 0% and -5% ones
     assert m["mape"] == pytest.approx((10 + 5 + 0 + 20) / 4)
-    assert m["kendall_tau"] == pytest.approx(1.0)
+    assert m["kendall_tau"] == pytest.approx(1.0) and m["spearman"] == pytest.approx(1.0)
+    assert m["worst_error_pct"] == pytest.approx(20.0)  # signed: over-predicted by 20%
+    swapped = fidelity_metrics([10.0, 20.0, 30.0], [21.0, 9.0, 30.0])
+    assert swapped["kendall_tau"] == pytest.approx(1 / 3) and swapped["spearman"] == 0.5
+    assert swapped["worst_error_pct"] == pytest.approx(110.0)
 
 
 def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkeypatch,
