@@ -181,7 +181,8 @@ def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkey
         models.append(spec), open(tiny_tflite, "rb").read())[1])
     overrides = {"channels": [16], "expansions": [16], "kernels": [3], "repeats": 2}
     space = ["--space-overrides", json.dumps(overrides)]
-    common = ["--input-size", "128", "128", "--table-dir", str(tmp_path), "--json"]
+    common = ["--input-size", "128", "128", "--table-dir", str(tmp_path), "--json",
+              "--max-wait", "0"]
     assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["entries"] == built["space_keys"] + 1
