@@ -364,7 +364,7 @@ def _fake_converters(monkeypatch, shape):
     """Single-op and detector "flatbuffers" as text, so a build runs in pure Python."""
     from latency import lut, microbench
 
-    def detector(params, spec=None, backbone_only=False):
+    def detector(params, spec=None, backbone_only=False, quant="float32"):
         ops = [shape.backbone_key()] if backbone_only else \
             [op for part in detector_ops(spec, shape).values() for op in part]
         return "\n".join(["backbone" if backbone_only else "detector", *map(str, ops)]).encode()
@@ -425,6 +425,28 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
     models = device.models
     controller._latency_predictor(config, space, progress=False)  # ready: nothing measured
     assert device.models == models
+
+
+def test_search_prices_int8_children_from_an_int8_table(tmp_path, monkeypatch):
+    """`latency.quant: int8`: the search's table is the device's int8 table, its entries
+    are int8 ops (the outputs' DEQUANTIZE included), and the float table is untouched."""
+    from latency import lut, measure
+    from search import controller
+    from search.config import load_config
+    device = _FakeDevice()
+    monkeypatch.setattr(measure, "get_backend", lambda name, **kwargs: device)
+    config = load_config(None, {"space": "nasfpnlite_s", "latency": {
+        "input_size": 128, "table_dir": str(tmp_path), "quant": "int8"}})
+    _, shape = lut.load_shape(config.latency.experiment, (128, 128), "int8")
+    _fake_converters(monkeypatch, shape)
+    space = get_space("nasfpnlite_s")
+    price = controller._latency_predictor(config, space, progress=False)
+    table = lut.device_table(device, 1, str(tmp_path), quant="int8")
+    assert table.meta("fingerprint")["quant"] == "int8" and lut.table_ready(table, shape, space)
+    entries = [parse_key(k) for k in table._entries]  # pylint: disable=protected-access
+    assert {k.dtype for k in entries} == {"int8"} and "DEQUANTIZE" in {k.op for k in entries}
+    assert len(lut.device_table(device, 1, str(tmp_path))) == 0
+    assert all(price(spec.to_dict()) > 1.3 for spec in _sampled(space, 5))
 
 
 @pytest.mark.parametrize("argv, needle", [
