@@ -199,6 +199,8 @@ def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkey
     parts = predicted["parts_ms"]
     assert set(parts) >= {"backbone", "head", "predictor"} and parts["head"] > 0
     assert predicted["total_ms"] == pytest.approx(sum(parts.values()))
+    assert predicted["table_info"].startswith(f"table {built['table']}")
+    assert "built 20" in predicted["table_info"] and "UTC" in predicted["table_info"]
     assert lut.main(["predict", "mnasfpn", *common]) == 2  # the full space's ops: missing
     assert "latency.lut build" in capsys.readouterr().err
     assert lut.main(["fidelity", "--n", "2", "--seed", "5", *space, *common]) == 0
