@@ -279,12 +279,9 @@ class LatencyPredictor:
         """`fast` (the default) walks MnasFPN-family heads with `latency.walk`; without it
         (and for NAS-FPN) every cell's units come from `head_cells`."""
         if self.fast and spec.family != "nasfpn":
-            unit_cost, max_level = self._unit_cost, spec.max_level
-
-            def cost(unit):
-                found = unit_cost.get(unit)
-                return found if found is not None else self._cost(unit, max_level)
-            head, estimated = head_cost(spec, self.shape, cost)
+            max_level = spec.max_level
+            head, estimated = head_cost(spec, self.shape, self._unit_cost,
+                                        lambda unit: self._cost(unit, max_level))
         else:
             head, estimated = 0.0, 0
             for units, times in head_cells(spec, self.shape):

@@ -13,17 +13,23 @@ cells keep the unit walk.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 from latency.ops import DetectorShape, _pyramid_inputs
 
 
-@functools.lru_cache(maxsize=256)
+_PYRAMIDS: dict = {}
+
+
 def _pyramid(shape: DetectorShape, family: str, sdo: bool, min_level: int, max_level: int,
              width: int):
-    extra, channels, seen = _pyramid_inputs(shape, family, sdo, min_level, max_level, width)
-    return tuple(extra), channels, frozenset(seen)
+    key = (id(shape), family, sdo, min_level, max_level, width)
+    found = _PYRAMIDS.get(key)
+    if found is None or found[0] is not shape:
+        extra, channels, seen = _pyramid_inputs(shape, family, sdo, min_level, max_level,
+                                                width)
+        found = _PYRAMIDS[key] = (shape, tuple(extra), channels, frozenset(seen))
+    return found[1:]
 
 
 def _used(blocks, outputs: dict, num_levels: int) -> list[int]:
@@ -38,10 +44,14 @@ def _used(blocks, outputs: dict, num_levels: int) -> list[int]:
     return sorted(n - num_levels for n in needed)
 
 
-def head_cost(spec, shape: DetectorShape, cost: Callable[[tuple], tuple[float, int]]
-              ) -> tuple[float, int]:
-    """(summed unit costs, estimated ops) of an MnasFPN-family head (not NAS-FPN), with
-    `cost(unit) -> (us, estimated)` as the predictor prices a unit."""
+def head_cost(spec, shape: DetectorShape, known: dict,
+              price: Callable[[tuple], tuple[float, int]]) -> tuple[float, int]:
+    """(summed unit costs, estimated ops) of an MnasFPN-family head (not NAS-FPN): a unit
+    costs `known[unit]` ((us, estimated)), or `price(unit)` the first time."""
+
+    def cost(unit):
+        found = known.get(unit)
+        return found if found is not None else price(unit)
     lo, hi, width, sdo = spec.min_level, spec.max_level, spec.channels, spec.sdo
     levels = range(lo, hi + 1)
     num_levels = hi - lo + 1
