@@ -66,10 +66,14 @@ class LoadMonitor:
     def __init__(self, reader: Reader = read_local, cpus: Optional[int] = None,
                  busy_cores: float = DEFAULT_BUSY_CORES, wait_s: float = 20.0,
                  own: Callable[[], float] = own_cpu_seconds, sleep=time.sleep,
-                 clock=time.monotonic, hz: float = 100.0, log=None):
+                 clock=time.monotonic, hz: float = 100.0, log=None,
+                 fresh_checks: bool = False):
         self.reader, self.own, self.sleep, self.clock = reader, own, sleep, clock
         self.cpus = cpus
         self.busy_cores, self.wait_s, self.hz = busy_cores, wait_s, hz
+        # a device whose own benchmark we cannot subtract (a phone) is checked over a
+        # fresh half second between runs instead of over the interval just measured
+        self.fresh_checks = fresh_checks
         self.log = log if log is not None else (lambda m: print(m, file=sys.stderr))
         self.samples: list[LoadSample] = []
         self.warnings: list[str] = []
@@ -130,7 +134,11 @@ class LoadMonitor:
         self.log(f"warning: {message}")
 
     def check(self, what: str) -> LoadSample:
-        """A reading over the interval just measured; warns if others were busy."""
+        """A reading over the interval just measured (or a fresh one, see
+        `fresh_checks`); warns if others were busy."""
+        if self.fresh_checks:
+            self.start()
+            self.sleep(0.5)
         sample = self.sample()
         if self.busy(sample):
             self.warn(f"{what}: other processes used {sample.other_cores:.2f} cores "

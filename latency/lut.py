@@ -91,9 +91,10 @@ def load_monitor(backend, wait_s: float = 20.0, log=None):
     reader = getattr(backend, "read_load", None)
     if reader is None:
         return None
-    own = (lambda: 0.0) if getattr(backend, "name", "") != "host" else None
-    kwargs = {"own": own} if own else {}
-    return LoadMonitor(reader, wait_s=wait_s, log=log, **kwargs)
+    if getattr(backend, "name", "") == "host":
+        return LoadMonitor(reader, wait_s=wait_s, log=log)
+    # on a phone this process uses no CPU, and its benchmark runs are checked between runs
+    return LoadMonitor(reader, wait_s=wait_s, log=log, own=lambda: 0.0, fresh_checks=True)
 
 
 def _measure_bytes(backend, flatbuffer: bytes, threads: int, warmup: int, runs: int):

@@ -69,3 +69,15 @@ def test_this_process_own_cpu_is_not_counted_as_load():
     monitor, messages = _monitor(SimulatedProc([1.0]), own=lambda: float(own()))
     monitor.start()
     assert monitor.check("round 1").other_cores == 0.0 and not messages
+
+
+def test_fresh_checks_read_a_new_window_between_runs():
+    """On a phone our own benchmark cannot be subtracted: a check reads a fresh window
+    (quiet) instead of the interval just measured (busy with our own run)."""
+    for fresh, expected in ((False, 1.0), (True, 0.0)):
+        proc = SimulatedProc([2.0, 0.0])
+        monitor, _ = _monitor(proc)
+        monitor.fresh_checks = fresh
+        monitor.start()
+        proc()  # the interval of our own benchmark run: both cores busy
+        assert monitor.check("round 1").other_cores == expected
