@@ -245,7 +245,7 @@ def sample_architectures(n: int, seed: int, space=None) -> list:
 
 def space_record(space) -> dict:
     """A space as JSON data (every CellSpace field), to remember which spaces a table's
-    constant was calibrated on."""
+    calibration was fitted on."""
     return json.loads(json.dumps(dataclasses.asdict(space)))
 
 
@@ -256,7 +256,7 @@ def _space_from_record(record: dict):
 
 def table_ready(table, shape: DetectorShape, space) -> bool:
     """Whether `table` prices every architecture of `space` at `shape`: the backbone and
-    every op key of the space are measured and the constant was calibrated at this shape
+    every op key of the space are measured and the calibration was fitted at this shape
     with this space among its calibration spaces. Pure Python (no measurement)."""
     calibrated = [r["space"] for r in table.meta("calibrated_spaces", [])]
     return (table.meta("calibration") is not None
