@@ -29,6 +29,7 @@ _BY_OP = {"DEPTHWISE_CONV_2D": "depthwise", "MAX_POOL_2D": "pool", "AVERAGE_POOL
           "MEAN": "se", "LOGISTIC": "se", "MUL": "se", "REDUCE_MAX": "se",
           "RESHAPE": "layout", "CONCATENATION": "layout", "QUANTIZE": "layout",
           "DEQUANTIZE": "layout"}
+FACTOR_RANGE = (0.2, 5.0)  # a class running 5x slower or faster in a whole model is noise
 LAMBDAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e6)
 
 
@@ -94,7 +95,8 @@ def fit(features: Sequence[Sequence[float]], measured_us: Sequence[float],
     """Ridge fit of per-class factors on calibration models' per-class sums (rows ordered
     as CLASSES) and their measured end-to-end latency; the penalty with the lowest
     leave-one-out relative error wins (the largest is, in effect, the plain sum plus a
-    constant). Classes whose sums do not vary between the models keep factor 1 (their
+    constant), among those whose factors all lie in FACTOR_RANGE: with few noisy models a
+    weak penalty can score well on leave-one-out with absurd (even negative) factors. Classes whose sums do not vary between the models keep factor 1 (their
     difference from the sum is in the intercept)."""
     x = np.asarray(features, float)
     y = np.asarray(measured_us, float)
@@ -111,8 +113,12 @@ def fit(features: Sequence[Sequence[float]], measured_us: Sequence[float],
     for lam in lambdas:
         factors, intercept, loo = _ridge(xs, y, x.sum(axis=1), scale, lam)
         err = float(np.mean(np.abs(loo)) * 100)
-        if best is None or err < best[0] - 1e-12:
+        plausible = bool(np.all((factors >= FACTOR_RANGE[0]) & (factors <= FACTOR_RANGE[1])))
+        if plausible and (best is None or err < best[0] - 1e-12):
             best = (err, lam, factors, intercept)
+    if best is None:  # no penalty tried keeps the factors plausible: the plain sum
+        return dataclasses.replace(Calibration.constant(float(np.median(y - x.sum(axis=1)))),
+                                   n=len(y))
     err, lam, factors, intercept = best
     values = {c: 1.0 for c in CLASSES}
     for i, f in zip(used, factors):
