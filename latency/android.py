@@ -138,6 +138,14 @@ class AndroidBackend(LatencyBackend):
             "binary_sha256": self._binary_hash(),
         }
 
+    def read_load(self) -> tuple[str, str]:
+        """The phone's /proc/loadavg and /proc/stat (see `latency.load`): other apps'
+        CPU use while we are not benchmarking."""
+        out = self._shell_ok("cat /proc/loadavg; echo __MNAS_STAT__; cat /proc/stat",
+                             "reading the load")
+        loadavg, _, stat = out.replace("\r", "").partition("__MNAS_STAT__")
+        return loadavg.strip(), stat.strip()
+
     # -- binary -----------------------------------------------------------------------
     def _prepare_binary(self) -> None:
         """Pushes the local binary (if any), makes it executable, checks that it runs."""

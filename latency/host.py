@@ -75,6 +75,11 @@ class HostBackend(LatencyBackend):
     def __init__(self, seed: int = 0):
         self.seed = seed
 
+    def read_load(self) -> tuple[str, str]:
+        """/proc/loadavg and /proc/stat of this machine (see `latency.load`)."""
+        from latency.load import read_local
+        return read_local()
+
     def fingerprint(self, threads: int = 1) -> dict[str, Any]:
         return {
             "backend": self.name,

@@ -2,7 +2,8 @@
 
 Converting one tiny model per op costs about a second of converter start-up, so ops are
 converted together (each with its own inputs) and the flatbuffer is then split into
-one model per op. Every split model is read back and must hold exactly the requested op
+one model per op (int8 keys: the batch is converted full-integer, as the export's int8
+model is). Every split model is read back and must hold exactly the requested op
 key; anything else (the converter chose another op, or fused differently) is an error.
 """
 
@@ -57,6 +58,8 @@ def op_function(key: OpKey, rng: np.random.Generator) -> Callable:
         return lambda x: tf.reshape(x, key.output)
     if key.op == "CONCATENATION":
         return lambda *xs: tf.concat(xs, axis=1)
+    if key.op == "DEQUANTIZE":  # an int8 op whose float output the converter dequantizes
+        return lambda x: x + x
     raise LatencyError(f"no single-op benchmark for {key.op}; it cannot be put in a "
                        f"latency table yet")
 
@@ -76,6 +79,14 @@ def _batch_flatbuffer(keys: Sequence[OpKey], seed: int) -> bytes:
         return outputs
     concrete = tf.function(graph).get_concrete_function(*specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    if {k.dtype for k in keys} == {"int8"}:
+        # full-integer ops as export.tflite --quant int8 makes them (float IO kept)
+        from export.tflite import configure_quantization
+        configure_quantization(converter, "int8", lambda: (
+            [rng.normal(0, 1, s.shape).astype(np.float32) for s in specs] for _ in range(2)))
+    elif {k.dtype for k in keys} != {"float32"}:
+        raise LatencyError(f"single-op batches are float32 or int8, got "
+                           f"{sorted({k.dtype for k in keys})}")
     try:
         return converter.convert()
     except Exception as e:  # converter errors are plain exceptions

@@ -374,6 +374,9 @@ def _predictor_for(channels: int, levels, shape: DetectorShape, sizes) -> list[O
     for parts in (boxes, classes):
         total = sum(p[1] for p in parts)
         ops.append(OpKey("CONCATENATION", tuple(parts), (1, total, parts[0][2]), dtype=dtype))
+        if dtype == "int8":  # full-integer model, float outputs (export.tflite --quant int8)
+            ops.append(OpKey("DEQUANTIZE", ((1, total, parts[0][2]),), (1, total, parts[0][2]),
+                             dtype=dtype))
     return ops
 
 

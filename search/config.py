@@ -46,6 +46,7 @@ class LatencyConfig:
     experiment: str = "mnasfpn_mobilenetv2_coco"
     input_size: int = 320
     threads: int = 1
+    quant: str = "float32"  # price children as the float32 or the full-integer int8 model
     serial: Optional[str] = None
     benchmark_binary: Optional[str] = None
     table_dir: Optional[str] = None
@@ -152,6 +153,9 @@ def validate(config: SearchConfig) -> None:
     if config.latency.source not in LATENCY_SOURCES:
         raise SearchConfigError(f"latency.source {config.latency.source!r} is unknown; "
                                 f"valid: {', '.join(LATENCY_SOURCES)}")
+    if config.latency.quant not in ("float32", "int8"):
+        raise SearchConfigError(f"latency.quant {config.latency.quant!r} is unknown; "
+                                f"valid: float32, int8")
     if config.latency.backend not in ("host", "android"):
         raise SearchConfigError(f"latency.backend {config.latency.backend!r} is unknown; "
                                 f"valid: host, android")

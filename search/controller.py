@@ -322,16 +322,17 @@ def latency_predictor(config: SearchConfig, space, progress: bool):
     configured space first unless it already holds every op key of that space at this
     input size and its constant was calibrated on it (an exact, measurement-free check);
     a table built for other spaces only gets the keys it lacks measured."""
-    from latency.lut import build, load_shape, table_ready
+    from latency.lut import build, device_table, load_shape, table_ready
     from latency.measure import get_backend
-    from latency.table import LatencyPredictor, LatencyTable
+    from latency.table import LatencyPredictor
     from mnas_tf.arch import MnasFPNSpec
     cfg = config.latency
-    params, shape = load_shape(cfg.experiment, (cfg.input_size, cfg.input_size))
+    params, shape = load_shape(cfg.experiment, (cfg.input_size, cfg.input_size), cfg.quant)
     kwargs = {"serial": cfg.serial, "benchmark_binary": cfg.benchmark_binary} \
         if cfg.backend == "android" else {}
     backend = get_backend(cfg.backend, **kwargs)
-    table = LatencyTable.for_device(backend.fingerprint(cfg.threads), cfg.table_dir)
+    # a table whose speed probe no longer matches this device is rebuilt, never reused
+    table = device_table(backend, cfg.threads, cfg.table_dir, cfg.quant, rebuild=True)
     if not table_ready(table, shape, space):
         if progress:
             print(f"[search] building the {cfg.backend} latency table for space "

@@ -34,6 +34,7 @@ def _toy_config(tmp_path, **extra):
     ("reward: {kind: best}", "reward.kind 'best' is unknown; valid kinds are mnas"),
     ("space: fast", "unknown search space 'fast'"),
     ("latency: {sorce: lut}", "latency: unknown key(s) sorce; valid keys are source"),
+    ("latency: {quant: int4}", "latency.quant 'int4' is unknown; valid: float32, int8"),
     ("proxy: {metric: mAP}", "metric 'mAP' is unknown; valid: AP, AP50"),
     ("proxy: {init_checkpoint: /nowhere/ckpt}", "proxy.init_checkpoint /nowhere/ckpt: no TF "
                                                 "checkpoint there"),
