@@ -282,7 +282,7 @@ def table_dir_default() -> str:
 def parse_space(name: str, overrides_json: str = "{}"):
     """`search.space.get_space(name, **overrides)` from CLI text; ValueError (one line)
     for an unknown name, bad JSON or an unknown setting."""
-    from search.space import get_space
+    from search.space_settings import space_from_settings
     try:
         overrides = json.loads(overrides_json)
     except json.JSONDecodeError as e:
@@ -290,8 +290,7 @@ def parse_space(name: str, overrides_json: str = "{}"):
     if not isinstance(overrides, dict):
         raise ValueError(f"--space-overrides must be a JSON object of space settings, got "
                          f"{overrides_json}")
-    return get_space(name, **{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in overrides.items()})
+    return space_from_settings(name, overrides, "--space-overrides")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -21,46 +21,11 @@ from typing import Any, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from mnas_tf.overrides import parse_override  # noqa: E402,F401  (re-exported for the CLIs)
+
 MODES = ("train", "eval", "train_and_eval")
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "ARmax100",
              "ARs", "ARm", "ARl")
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Splits on commas that are not inside [...] or {...}."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch in "[{"
-        depth -= ch in "]}"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return parts + [current]
-
-
-def parse_override(text: str) -> Any:
-    """`a.b.c=value,d.e=[1,2]` (Model Garden's dotted form) or a YAML/JSON mapping."""
-    import yaml
-    from mnas_tf.experiment import ConfigError
-    if "=" not in text or text.lstrip().startswith("{") or ":" in text.split("=", 1)[0]:
-        return text
-    result: dict = {}
-    for item in _split_top_level(text):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key.path=value")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: cannot parse the value {value!r}") from None
-        node = result
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = parsed
-    return result
 
 
 def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Sequence[str]):
