@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from export.tflite import ExportError
+from export.errors import ExportError
 
 
 def _detections(runner, image: np.ndarray, input_name: str) -> dict:

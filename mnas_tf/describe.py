@@ -24,20 +24,16 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
     from official.core import task_factory
 
     from mnas_tf import cost
-    from mnas_tf.experiment import DEFAULT_EXPERIMENT, load_experiment
+    from mnas_tf.experiment import DEFAULT_EXPERIMENT, check_input_size, load_experiment
     from mnas_tf.modeling.factory import num_anchors_per_location
 
     overrides = list(overrides)
     if input_size:
         overrides.append({"task": {"model": {"input_size": [*input_size, 3]}}})
     params = load_experiment(ref, overrides)
+    check_input_size(params)
     model_cfg = params.task.model
     height, width = model_cfg.input_size[:2]
-    step = 2 ** model_cfg.max_level
-    # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
-    if params.task.train_data.parser.pad and (height % step or width % step):
-        raise ValueError(f"input size {height}x{width} must be a multiple of {step} "
-                         f"(2^max_level) so every pyramid level aligns; pass --input-size")
     model = task_factory.get_task(params.task).build_model()
 
     image_shape = (1, height, width, 3)

@@ -65,6 +65,19 @@ def load_experiment(ref: Optional[str] = None,
     return params
 
 
+def check_input_size(params: cfg.ExperimentConfig) -> None:
+    """Padded pyramids need H and W divisible by 2^max_level (64 at level 6), or the levels
+    do not align and Keras fails deep in the decoder with a shape error."""
+    model = params.task.model
+    height, width = model.input_size[:2]
+    step = 2 ** model.max_level
+    # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
+    if params.task.train_data.parser.pad and (height % step or width % step):
+        raise ConfigError(f"input size {height}x{width} must be a multiple of {step} "
+                          f"(2^max_level) so every pyramid level aligns; pass --input-size "
+                          f"with multiples of {step}")
+
+
 def _check_known_keys(config: hyperparams.Config, layer: Mapping[str, Any], source: str,
                       path: str = "") -> None:
     """Names the first unknown key with the valid ones at that level (before overriding)."""
