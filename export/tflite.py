@@ -58,6 +58,12 @@ def _check_args(args) -> None:
                           f"{args.calibration_images}")
     if args.input_size and min(args.input_size) <= 0:
         raise ExportError("--input-size needs two positive integers")
+    if args.checkpoint:
+        from mnas_tf.tasks import checkpoint_path
+        try:
+            checkpoint_path(args.checkpoint)
+        except FileNotFoundError as e:
+            raise ExportError(str(e)) from None
     check_writable_file(args.out, "--out")
     if args.quant == "qat":
         check_writable_dir(qat_dir(args), "--qat-dir")

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from mnas_tf import console  # first: quiets TensorFlow before it loads
 from latency.errors import LatencyError
 from latency.graph import OpKey
 from latency.ops import DetectorShape, space_op_keys
@@ -294,7 +295,7 @@ def parse_space(name: str, overrides_json: str = "{}"):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(console.cli(argv))
     from mnas_tf.arch import ArchitectureError, load_architecture
     from mnas_tf.experiment import ConfigError
     from latency.benchmark import _backend_kwargs

@@ -124,3 +124,20 @@ def trial_log(path: Optional[str]) -> Iterator[None]:
             with open(path, errors="replace") as f:
                 sys.stderr.write(f.read())
             sys.stderr.flush()
+
+
+VERBOSE_HELP = "show TensorFlow's, the converter's and the libraries' own log lines"
+
+
+def cli(argv=None, log_file: Optional[str] = None) -> list:
+    """For a CLI's `main(argv)`: takes `--verbose` out of the arguments (any subcommand may
+    carry it), sets the console up, and returns the rest for argparse."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    setup(verbose, log_file)
+    return [a for a in args if a != "--verbose"]
+
+
+def add_flag(parser) -> None:
+    """Lists `--verbose` in a parser's --help (`cli` has already taken it out)."""
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)

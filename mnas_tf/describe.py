@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 
 
 def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = None,
@@ -102,7 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="YAML/JSON overrides, e.g. "
                              "'task: {model: {decoder: {mnasfpn: {architecture: x.json}}}}'")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    console.add_flag(parser)
+    args = parser.parse_args(console.cli(argv))
     if args.input_size and min(args.input_size) <= 0:
         parser.error("--input-size needs two positive integers")
 

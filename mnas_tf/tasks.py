@@ -32,7 +32,7 @@ def read_checkpoint(model: tf_keras.Model, location: str) -> str:
     path = checkpoint_path(location)
     try:
         tf.train.Checkpoint(model=model).read(path).expect_partial() \
-            .assert_existing_objects_matched()
+            .assert_existing_objects_matched().assert_nontrivial_match()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
         raise CheckpointError(

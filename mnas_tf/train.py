@@ -19,8 +19,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 from mnas_tf.overrides import parse_override  # noqa: E402,F401  (re-exported for the CLIs)
 
 MODES = ("train", "eval", "train_and_eval")
@@ -41,13 +40,42 @@ def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Se
 
 
 def _yaml_file(path: str) -> dict:
-    import yaml
-    from mnas_tf.experiment import ConfigError
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(open(path)) or {}
+    from mnas_tf.config_files import read_mapping
+    data = read_mapping(path)
     data.pop("experiment", None)
     return data
+
+
+def check_model_dir(params, model_dir: str) -> None:
+    """Refuses, before anything is written, a --model-dir that cannot be written or whose
+    checkpoint belongs to a different model (resuming it would overwrite params.yaml and
+    then fail to restore)."""
+    import yaml
+
+    from mnas_tf.experiment import ConfigError
+    from mnas_tf.writable import check_writable_dir
+    check_writable_dir(model_dir, "--model-dir")
+    saved = os.path.join(model_dir, "params.yaml")
+    if not (os.path.isfile(saved) and os.path.isfile(os.path.join(model_dir, "checkpoint"))):
+        return
+    try:
+        with open(saved) as f:
+            old = (yaml.safe_load(f) or {}).get("task", {}).get("model", {})
+    except yaml.YAMLError:
+        return  # not ours to judge; Model Garden rewrites it
+    new = yaml.safe_load(yaml.safe_dump(params.task.model.as_dict()))
+    differ = _differences(old, new, "task.model")
+    if differ:
+        raise ConfigError(f"--model-dir {model_dir} holds a checkpoint of a different model "
+                          f"(differs in {', '.join(differ[:3])}); give a new --model-dir or "
+                          f"the original config to resume")
+
+
+def _differences(old: Any, new: Any, where: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(key), new.get(key), f"{where}.{key}")]
+    return [] if old == new else [where]
 
 
 def check_schedule(params) -> None:
@@ -105,6 +133,7 @@ def _run_experiment(params, model_dir: str, mode: str) -> dict:
     from mnas_tf.data_paths import resolve_data_paths
 
     check_schedule(params)
+    check_model_dir(params, model_dir)
     params = resolve_data_paths(params)
     params.validate()
     params.lock()
@@ -143,7 +172,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="'a.b=1,c.d=x' or a YAML/JSON mapping (repeatable)")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=MODES, default="train_and_eval")
-    args = parser.parse_args(argv)
+    console.add_flag(parser)
+    args = parser.parse_args(console.cli(argv))
     if not args.experiment and not args.config:
         parser.error("give --experiment NAME or --config YAML")
 
@@ -152,7 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mnas_tf.experiment import ConfigError
     try:
         params = load_params(args.experiment, args.config, args.params_override)
-        metrics = run(params, args.model_dir, args.mode)
+        with console.quiet_stdout():  # pycocotools prints its progress and tables
+            metrics = run(params, args.model_dir, args.mode)
     except (ConfigError, ArchitectureError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,8 +18,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 
 import numpy as np  # noqa: E402
 
@@ -101,7 +100,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--train-steps", type=int, help="override the experiment's schedule")
     parser.add_argument("--out", help="default SEARCH/retrain")
     parser.add_argument("--no-export", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(console.cli(argv))
+    from mnas_tf.experiment import ConfigError, load_experiment
+    try:  # before any trial is picked: a typo must not cost a selection
+        load_experiment(args.experiment)
+    except ConfigError as e:
+        print(f"error: --experiment: {e}", file=sys.stderr)
+        return 2
     db = os.path.join(args.search, "search.sqlite")
     if not os.path.exists(db):
         print(f"error: {db} does not exist; --search must be the --out of a search",
