@@ -40,8 +40,9 @@ class MissingEntries(LatencyError):
 
     def __init__(self, keys: Sequence[str], estimating: bool = False):
         self.keys = list(keys)
-        fallback = ("; --missing estimate found no entry of the same op type to scale from"
-                    if estimating else " or predict with `--missing estimate`")
+        fallback = ("; --missing estimate has nothing to scale from (the backbone and at "
+                    "least one op of each type must be measured)" if estimating
+                    else ", or predict with `--missing estimate`")
         super().__init__(f"the latency table has no entry for {len(keys)} op(s), e.g. "
                          f"{keys[0]}; run `python -m latency.lut build --space NAME` for the "
                          f"architecture's space and input size{fallback}")
@@ -153,7 +154,7 @@ class LatencyPredictor:
         self._rates: Optional[dict] = None
         backbone = table.get(shape.backbone_key())
         if backbone is None:
-            raise MissingEntries([str(shape.backbone_key())])
+            raise MissingEntries([str(shape.backbone_key())], estimating=missing == "estimate")
         self._backbone_us = backbone - self._overhead
         self._constant_us = table.constant_us
 
