@@ -75,7 +75,7 @@ def _counts(db):
 
 
 @pytest.mark.timeout(900)
-def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, console_noise):
     """A real proxy search (3 children, 2 steps each) killed with SIGKILL after its first
     child finished, then resumed to the end."""
     out = str(tmp_path / "search")
@@ -97,6 +97,11 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
 
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=800)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # a quiet console in the driver and its workers; each worker's output is in its log
+    console = resumed.stdout + resumed.stderr
+    assert not [n for n in console_noise if n in console], console[-3000:]
+    logs = os.listdir(os.path.join(out, "logs"))
+    assert "trial_1.log" in logs and all(n.startswith("trial_") for n in logs)
     trials = TrialStore.open_existing(db).trials()
     assert len(trials) == 3 and {t.status for t in trials} <= {DONE, FAILED}
     for t in trials:
