@@ -87,6 +87,10 @@ def main():
     parser.add_argument("--qat-steps", type=int, default=100)
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
     parser.add_argument("--out-dir", default="runs/quantization")
+    parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--max-images", type=int, help="score on the first N val images")
+    parser.add_argument("--no-latency", action="store_true",
+                        help="skip the raw-output exports and their host timing")
     args = parser.parse_args()
     from export.detector import TFLITE_NMS, load_params
     from export.evaluate import evaluate_tflite
@@ -106,14 +110,20 @@ def main():
         qat_args = (["--qat-steps", str(args.qat_steps), "--qat-learning-rate",
                      str(args.qat_learning_rate),
                      "--qat-dir", os.path.join(args.out_dir, "qat_finetune")]
-                    if quant == "qat" else [])
+                    if quant == "qat" else
+                    ["--calibration-images", str(args.calibration_images)]
+                    if quant == "int8" else [])
         nms_path = os.path.join(args.out_dir, f"{quant}_nms.tflite")
         raw_path = os.path.join(args.out_dir, f"{quant}_raw.tflite")
-        export(nms_path, quant, checkpoint, "nms", qat_args, args.family)
-        info = export(raw_path, quant, checkpoint, "none", qat_args, args.family)
-        metrics = evaluate_tflite(open(nms_path, "rb").read(), params, progress=False)
-        latency = backend.measure(raw_path, threads=1, warmup=10, runs=50)
-        rows.append({"quant": quant, "bytes": info["bytes"], "median_ms": latency.median_ms,
+        info = export(nms_path, quant, checkpoint, "nms", qat_args, args.family)
+        median_ms = float("nan")
+        if not args.no_latency:
+            info = export(raw_path, quant, checkpoint, "none", qat_args, args.family)
+            median_ms = backend.measure(raw_path, threads=1, warmup=10, runs=50).median_ms
+        with console.quiet_stdout():
+            metrics = evaluate_tflite(open(nms_path, "rb").read(), params, args.max_images,
+                                      progress=False)
+        rows.append({"quant": quant, "bytes": info["bytes"], "median_ms": median_ms,
                      "seconds": round(time.perf_counter() - start, 1), **metrics})
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["AP50"]

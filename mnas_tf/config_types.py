@@ -104,8 +104,8 @@ def check_annotated(value: Any, expected: Any, key: str, error: type = ConfigErr
 
 def check_like(value: Any, default: Any, key: str, error: type = ConfigError) -> None:
     """`value` must have the type of `default` (an int stays an int, a number a number);
-    a None default accepts anything."""
-    if default is None:
+    a None default accepts anything, and null is left to the caller's range checks."""
+    if default is None or value is None:
         return
     expected = {bool: bool, int: int, float: float, str: str}.get(type(default))
     if expected is not None and not matches(value, expected):

@@ -58,14 +58,15 @@ def setup(verbose: bool = False, log_file: Optional[str] = None) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(?!mnas_tf|search|"
                                                                    r"latency|export)")
+    if sys.stderr is sys.__stderr__ or _state["quiet"]:
+        _redirect_fd2(log_file)  # else a test harness captures stderr: leave it alone
     try:
         from absl import logging as absl_logging
-        absl_logging.set_verbosity(absl_logging.WARNING)
     except ImportError:  # absl comes with TensorFlow; the toy search needs neither
-        pass
-    if sys.stderr is not sys.__stderr__ and not _state["quiet"]:
-        return  # someone (a test harness) already captures stderr: leave it alone
-    _redirect_fd2(log_file)
+        return
+    # warnings and errors only; mnas_tf.train raises it to INFO for its step lines
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    absl_logging.get_absl_handler().python_handler.stream = sys.stderr
 
 
 def _redirect_fd2(log_file: Optional[str]) -> None:

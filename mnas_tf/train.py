@@ -180,11 +180,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mnas_tf.arch import ArchitectureError
     from mnas_tf.data import DataError
     from mnas_tf.experiment import ConfigError
+    from mnas_tf.tasks import CheckpointError
     try:
         params = load_params(args.experiment, args.config, args.params_override)
         with console.quiet_stdout():  # pycocotools prints its progress and tables
             metrics = run(params, args.model_dir, args.mode)
-    except (ConfigError, ArchitectureError, DataError, FileNotFoundError) as e:
+    except (ConfigError, ArchitectureError, DataError, FileNotFoundError,
+            CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if metrics:

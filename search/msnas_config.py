@@ -92,7 +92,8 @@ def validate(cfg: dict) -> dict:
         raise ConfigError("config key 'constraint.type': no latency LUT exists for the MSNAS "
                           "space (latency.lut builds the MnasFPN-family head spaces only); "
                           "use 'madds'")
-    if not 0 < cfg["evolution"]["mutation_prob"] <= 1:
+    prob = cfg["evolution"]["mutation_prob"]
+    if not isinstance(prob, (int, float)) or isinstance(prob, bool) or not 0 < prob <= 1:
         raise ConfigError("config key 'evolution.mutation_prob' must be in (0, 1]")
     return cfg
 
