@@ -88,6 +88,8 @@ def main():
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
     parser.add_argument("--out-dir", default="runs/quantization")
     parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--quants", nargs="+", default=["float32", "int8", "qat"],
+                        choices=("float32", "int8", "qat"), help="exports to compare")
     parser.add_argument("--max-images", type=int, help="score on the first N val images")
     parser.add_argument("--no-latency", action="store_true",
                         help="skip the raw-output exports and their host timing")
@@ -105,7 +107,7 @@ def main():
                           TFLITE_NMS], need_data=True)
     backend = get_backend("host")
     rows = []
-    for quant in ("float32", "int8", "qat"):
+    for quant in args.quants:
         start = time.perf_counter()
         qat_args = (["--qat-steps", str(args.qat_steps), "--qat-learning-rate",
                      str(args.qat_learning_rate),

@@ -70,6 +70,7 @@ def quantize_functional(model: tf_keras.Model) -> tf_keras.Model:
         with tfmot.quantization.keras.quantize_scope(scope):
             annotated = tf_keras.models.clone_model(
                 model, clone_function=qat_factory._clone_function_for_fpn)  # pylint: disable=protected-access
+            annotated.set_weights(model.get_weights())  # clone_model makes fresh weights
             quantized = tfmot.quantization.keras.quantize_apply(annotated)
             return tfmot.quantization.keras.remove_input_range(quantized)
     except (ValueError, RuntimeError, TypeError) as e:
