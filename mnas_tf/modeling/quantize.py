@@ -60,7 +60,8 @@ def quantize_backbone(backbone: tf_keras.Model) -> tf_keras.Model:
 
 def quantize_functional(model: tf_keras.Model) -> tf_keras.Model:
     """A functional model of plain Keras layers (FPN, SSDLite extras) with fake-quant on
-    every layer, Model Garden's FPN recipe; the input range is left to the producer."""
+    every layer, Model Garden's FPN recipe; the input range is left to the producer. The
+    annotated clone wraps the original layers, so quantize_apply copies their weights."""
     import tensorflow_model_optimization as tfmot
     from official.projects.qat.vision.modeling import factory as qat_factory
     from official.projects.qat.vision.modeling.layers import nn_layers
@@ -68,13 +69,27 @@ def quantize_functional(model: tf_keras.Model) -> tf_keras.Model:
              "BatchNormalizationWrapper": nn_layers.BatchNormalizationWrapper}
     try:
         with tfmot.quantization.keras.quantize_scope(scope):
-            annotated = tf_keras.models.clone_model(
-                model, clone_function=qat_factory._clone_function_for_fpn)  # pylint: disable=protected-access
-            annotated.set_weights(model.get_weights())  # clone_model makes fresh weights
+            annotate = qat_factory._clone_function_for_fpn  # pylint: disable=protected-access
+            annotated = tf_keras.models.clone_model(model, clone_function=annotate)
             quantized = tfmot.quantization.keras.quantize_apply(annotated)
-            return tfmot.quantization.keras.remove_input_range(quantized)
+            quantized = tfmot.quantization.keras.remove_input_range(quantized)
     except (ValueError, RuntimeError, TypeError) as e:
         raise QuantizationError(f"{model.name} cannot be quantized: {e}") from e
+    _copy_layer_by_layer(model, quantized)
+    return quantized
+
+
+def _copy_layer_by_layer(source: tf_keras.Model, quantized: tf_keras.Model) -> None:
+    """The float weights into the layers quantize_apply made, layer by layer in graph
+    order; its own copy goes by flat position and can swap same-shaped kernels."""
+    sources = [layer for layer in source.layers if layer.weights]
+    targets = [layer for layer in quantized.layers
+               if any(not is_quantizer_variable(w) for w in layer.weights)]
+    if len(sources) != len(targets):
+        raise QuantizationError(f"{source.name}: {len(sources)} layers with weights, but "
+                                f"the quantized model has {len(targets)}")
+    for layer, target in zip(sources, targets):
+        copy_float_weights(layer, target)
 
 
 def _quantized_decoder(decoder, features):
