@@ -75,21 +75,45 @@ def quantize_functional(model: tf_keras.Model) -> tf_keras.Model:
             quantized = tfmot.quantization.keras.remove_input_range(quantized)
     except (ValueError, RuntimeError, TypeError) as e:
         raise QuantizationError(f"{model.name} cannot be quantized: {e}") from e
-    _copy_layer_by_layer(model, quantized)
+    try:
+        _copy_layer_by_layer(model, quantized)
+    except QuantizationError:
+        # Model Garden's FPN comes out reordered (and its separable convs split): keep
+        # quantize_apply's own copy there, as Model Garden's build_qat_retinanet does.
+        pass
     return quantized
+
+
+def _model_weights(layer) -> list:
+    return [w for w in layer.weights if not is_quantizer_variable(w)]
 
 
 def _copy_layer_by_layer(source: tf_keras.Model, quantized: tf_keras.Model) -> None:
     """The float weights into the layers quantize_apply made, layer by layer in graph
-    order; its own copy goes by flat position and can swap same-shaped kernels."""
+    order (its own copy goes by flat position and can swap same-shaped kernels). A
+    SeparableConv2D comes out as a depthwise and a 1x1 conv: its weights are split."""
     sources = [layer for layer in source.layers if layer.weights]
-    targets = [layer for layer in quantized.layers
-               if any(not is_quantizer_variable(w) for w in layer.weights)]
-    if len(sources) != len(targets):
-        raise QuantizationError(f"{source.name}: {len(sources)} layers with weights, but "
-                                f"the quantized model has {len(targets)}")
-    for layer, target in zip(sources, targets):
-        copy_float_weights(layer, target)
+    targets = [layer for layer in quantized.layers if _model_weights(layer)]
+    t = 0
+    for layer in sources:
+        weights = list(layer.weights)
+        if isinstance(layer, tf_keras.layers.SeparableConv2D) and t + 1 < len(targets) and \
+                len(_model_weights(targets[t])) == 1:
+            pieces = [(targets[t], weights[:1]), (targets[t + 1], weights[1:])]
+            t += 2
+        else:
+            pieces = [(targets[t] if t < len(targets) else None, weights)]
+            t += 1
+        for target, values in pieces:
+            dst = _model_weights(target) if target is not None else []
+            if [tuple(v.shape) for v in values] != [tuple(d.shape) for d in dst]:
+                raise QuantizationError(f"{source.name}: layer {layer.name} does not match "
+                                        f"its quantized counterpart")
+            for src, d in zip(values, dst):
+                d.assign(src)
+    if t != len(targets):
+        raise QuantizationError(f"{source.name}: {len(targets) - t} quantized layers left "
+                                f"without float weights")
 
 
 def _quantized_decoder(decoder, features):
