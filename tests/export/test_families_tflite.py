@@ -75,14 +75,15 @@ QAT_FAMILIES = ["ssdlite_mobilenetv2", "fpnlite_mobilenetv2", "nasfpnlite_mobile
 @pytest.mark.parametrize("experiment", QAT_FAMILIES)
 def test_baseline_quantization_aware_detector_converts_to_full_int8(experiment):
     """Every family gets quantization-aware training: the QAT model keeps the float
-    weights one to one, and its TFLite conversion runs every conv in int8 (the export's
-    check), so `--quant qat` works for it like for MnasFPN."""
+    weights (FPN: as Model Garden's QAT copies them), and its TFLite conversion runs every
+    conv in int8 (the export's check), so `--quant qat` works for it like for MnasFPN."""
     from export.tflite import convert, float_convs, op_counts
     from mnas_tf.modeling.quantize import is_quantizer_variable, quantize_detector
     params = load_experiment(experiment, [{"task": {"model": {
         "input_size": [SIZE, SIZE, 3], "num_classes": 7}}}])
     model = task_factory.get_task(params.task).build_model()
     qat = quantize_detector(model)
+
     def fingerprint(weights):  # the layer order may differ after quantize_apply
         return sorted((tuple(w.shape), round(float(np.sum(w.numpy())), 3)) for w in weights)
     # Model Garden's FPN keeps Model Garden's own QAT weight copy (see quantize_functional)
