@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Optional
 
 import tensorflow as tf
 
+from export.errors import ExportError
+
 
 def load_params(ref: Optional[str], input_size: Optional[tuple[int, int]] = None,
                 overrides=(), need_data: bool = False):
@@ -32,16 +34,13 @@ def build_model(params, checkpoint: Optional[str] = None):
     """The detector of `params`, with weights from a checkpoint dir/prefix if given."""
     from official.core import task_factory
 
-    from export.tflite import ExportError
-    from mnas_tf.tasks import checkpoint_path
+    from mnas_tf.tasks import CheckpointError, read_checkpoint
     model = task_factory.get_task(params.task).build_model()
     if checkpoint:
         try:
-            path = checkpoint_path(checkpoint)
-        except FileNotFoundError as e:
-            raise ExportError(str(e)) from e
-        status = tf.train.Checkpoint(model=model).read(path)
-        status.expect_partial().assert_existing_objects_matched()
+            read_checkpoint(model, checkpoint)
+        except (FileNotFoundError, CheckpointError) as e:
+            raise ExportError(str(e)) from None
     return model
 
 
@@ -71,7 +70,7 @@ def convert_with_nms(params, model, quant: str,
     """
     from official.vision.serving import detection
 
-    from export.tflite import ExportError, configure_quantization
+    from export.converter import configure_quantization
     if params.task.model.detection_generator.nms_version != "tflite":
         raise ExportError("convert_with_nms needs a model built with nms_version 'tflite'")
     size = list(params.task.model.input_size[:2])
@@ -110,7 +109,6 @@ def quantization_aware_finetune(params, float_checkpoint: Optional[str], model_d
     """Fine-tunes the quantization-aware detector with Model Garden's trainer in
     `model_dir` (resumable: a finished run is not repeated) and returns it, trained."""
     from mnas_tf import train
-    from export.tflite import ExportError
     if steps <= 0:
         raise ExportError(f"--qat-steps must be positive, got {steps}")
     if float_checkpoint is None:

@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from export.tflite import ExportError
+from mnas_tf import console  # first: quiets TensorFlow before it loads
+from export.errors import ExportError
 
 
 def _detections(runner, image: np.ndarray, input_name: str) -> dict:
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
     parser.add_argument("--max-images", type=int)
     parser.add_argument("--params-override", action="append", default=[])
-    args = parser.parse_args(argv)
+    console.add_flag(parser)
+    args = parser.parse_args(console.cli(argv))
     from mnas_tf.experiment import ConfigError
     try:
         from export import detector
@@ -110,7 +112,8 @@ def main(argv=None) -> int:
         params = detector.load_params(
             args.experiment or args.config, args.input_size,
             [parse_override(o) for o in args.params_override], need_data=True)
-        metrics = evaluate_tflite(flatbuffer, params, args.max_images)
+        with console.quiet_stdout():  # pycocotools prints its progress and tables
+            metrics = evaluate_tflite(flatbuffer, params, args.max_images)
     except (ExportError, ConfigError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

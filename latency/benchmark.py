@@ -14,6 +14,7 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
+from mnas_tf import console  # first: quiets TensorFlow and LiteRT before they load
 from latency.errors import LatencyError
 from latency.measure import PROTOCOL_RUNS, PROTOCOL_WARMUP, LatencyResult, get_backend
 
@@ -131,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 2 error)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(console.cli(argv))
         _check_args(args)
         backend = get_backend(args.backend, **_backend_kwargs(args))
         result = backend.measure(args.model, threads=args.threads, warmup=args.warmup,

@@ -40,12 +40,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from mnas_tf import console  # first: quiets TensorFlow before it loads
 from latency.calibration import Calibration, fit
 from latency.errors import LatencyError
 from latency.graph import OpKey
 from latency.ops import DetectorShape, space_op_keys
 from latency.table import LatencyPredictor, LatencyTable
 from mnas_tf.spaces import CellSpace, MnasFPNSpace, get_space
+from mnas_tf.spaces.settings import space_from_settings
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
 CALIBRATION_SEED = 1_000_003  # calibration architectures never overlap a fidelity seed's
@@ -475,12 +477,11 @@ def parse_space(name: str, overrides_json: str = "{}"):
     if not isinstance(overrides, dict):
         raise ValueError(f"--space-overrides must be a JSON object of space settings, got "
                          f"{overrides_json}")
-    return get_space(name, **{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in overrides.items()})
+    return space_from_settings(name, overrides, "--space-overrides")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(console.cli(argv))
     from mnas_tf.arch import ArchitectureError, load_architecture
     from mnas_tf.config_files import ConfigError
     from latency.benchmark import _backend_kwargs

@@ -46,12 +46,14 @@ def table_dir() -> str:
 class MissingEntries(LatencyError):
     """Ops a prediction needs that the table lacks."""
 
-    def __init__(self, keys: Sequence[str]):
+    def __init__(self, keys: Sequence[str], estimating: bool = False):
         self.keys = list(keys)
+        fallback = ("; --missing estimate has nothing to scale from (the backbone and at "
+                    "least one op of each type must be measured)" if estimating
+                    else ", or predict with `--missing estimate`")
         super().__init__(f"the latency table has no entry for {len(keys)} op(s), e.g. "
                          f"{keys[0]}; run `python -m latency.lut build --space NAME` for the "
-                         f"architecture's space and input size, or predict with "
-                         f"missing='estimate'")
+                         f"architecture's space and input size{fallback}")
 
 
 class TableMismatch(LatencyError):
@@ -230,7 +232,7 @@ class LatencyPredictor:
         self._rates: Optional[dict] = None
         backbone = table.get(shape.backbone_key())
         if backbone is None:
-            raise MissingEntries([str(shape.backbone_key())])
+            raise MissingEntries([str(shape.backbone_key())], estimating=missing == "estimate")
         self._backbone_us = (backbone - self._overhead) * self._factor["backbone"]
         self._constant_us = self.calibration.intercept_us
 
@@ -260,7 +262,7 @@ class LatencyPredictor:
                         max(value - self._overhead, 0.0) / math.prod(parsed.output))
             self._rates = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
         if op.op not in self._rates:
-            raise MissingEntries([str(op)])
+            raise MissingEntries([str(op)], estimating=True)
         return self._overhead + self._rates[op.op] * math.prod(op.output)
 
     def sizes(self, max_level: int) -> dict:

@@ -18,9 +18,14 @@ def read_mapping(path: str) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML ({first}); check its indentation and "
+                          f"brackets") from None
+    if data is None:  # an empty file would silently run the defaults
+        raise ConfigError(f"{path} is empty; give at least one key, or leave the file out "
+                          f"to run the defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys")
     return data

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 
 
 def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = None,
@@ -24,19 +24,13 @@ def describe(ref: Optional[str] = None, input_size: Optional[Sequence[int]] = No
     """Builds the experiment's model and returns its costs as a JSON-ready dict."""
     from official.core import task_factory
 
-    from mnas_tf.experiment import DEFAULT_EXPERIMENT, load_experiment
+    from mnas_tf.experiment import DEFAULT_EXPERIMENT, check_input_size, load_experiment
 
     overrides = list(overrides)
     if input_size:
         overrides.append({"task": {"model": {"input_size": [*input_size, 3]}}})
     params = load_experiment(ref, overrides)
-    model_cfg = params.task.model
-    height, width = model_cfg.input_size[:2]
-    step = 2 ** model_cfg.max_level
-    # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
-    if getattr(params.task.train_data.parser, "pad", True) and (height % step or width % step):
-        raise ValueError(f"input size {height}x{width} must be a multiple of {step} "
-                         f"(2^max_level) so every pyramid level aligns; pass --input-size")
+    check_input_size(params)
     model = task_factory.get_task(params.task).build_model()
     return {"experiment": ref or DEFAULT_EXPERIMENT, **model_costs(params, model)}
 
@@ -143,7 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="YAML/JSON overrides, e.g. "
                              "'task: {model: {decoder: {mnasfpn: {architecture: x.json}}}}'")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    console.add_flag(parser)
+    args = parser.parse_args(console.cli(argv))
     if args.input_size and min(args.input_size) <= 0:
         parser.error("--input-size needs two positive integers")
 

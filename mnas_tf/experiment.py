@@ -7,6 +7,7 @@ that experiment in a top-level `experiment:` key (default: mnasfpn_mobilenetv2_c
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Mapping, Optional, Sequence
 
 import yaml
@@ -16,6 +17,8 @@ from official.modeling import hyperparams
 
 from mnas_tf import registry_imports  # noqa: F401  registers our experiments
 from mnas_tf.config_files import ConfigError, read_mapping
+from mnas_tf.config_types import check_annotated
+from mnas_tf.overrides import parse_override
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"
 
@@ -42,6 +45,8 @@ def load_experiment(ref: Optional[str] = None,
     layers.extend(("override", o) for o in overrides)
     for source, layer in layers:
         if isinstance(layer, str):
+            layer = parse_override(layer)
+        if isinstance(layer, str):
             try:
                 layer = yaml.safe_load(layer) or {}
             except yaml.YAMLError as e:
@@ -62,10 +67,27 @@ def load_experiment(ref: Optional[str] = None,
     return params
 
 
+def check_input_size(params: cfg.ExperimentConfig) -> None:
+    """Padded pyramids need H and W divisible by 2^max_level (64 at level 6), or the levels
+    do not align and Keras fails deep in the decoder with a shape error."""
+    model = params.task.model
+    height, width = model.input_size[:2]
+    step = 2 ** model.max_level
+    # without padding (SSD-style heads) every level is ceil(size / stride) and aligns
+    if getattr(params.task.train_data.parser, "pad", True) and (height % step or width % step):
+        raise ConfigError(f"input size {height}x{width} must be a multiple of {step} "
+                          f"(2^max_level) so every pyramid level aligns; pass --input-size "
+                          f"with multiples of {step}")
+
+
 def _check_known_keys(config: hyperparams.Config, layer: Mapping[str, Any], source: str,
                       path: str = "") -> None:
     """Names the first unknown key with the valid ones at that level (before overriding)."""
     valid = config.as_dict()
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # pylint: disable=broad-except  (unresolvable annotations: unchecked)
+        hints = {}
     if isinstance(config, hyperparams.OneOfConfig):
         valid = {f.name: None for f in dataclasses.fields(config)}
     for key, value in layer.items():
@@ -76,6 +98,9 @@ def _check_known_keys(config: hyperparams.Config, layer: Mapping[str, Any], sour
         child = getattr(config, key, None)
         if isinstance(value, Mapping) and isinstance(child, hyperparams.Config):
             _check_known_keys(child, value, source, where)
+        elif not isinstance(child, hyperparams.Config) and key in hints:
+            # a string where a number belongs would crash deep in Keras or NumPy
+            check_annotated(value, hints[key], f"{source}: {where}")
 
 
 def _describe_override_error(error: Exception) -> str:

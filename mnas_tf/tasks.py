@@ -24,6 +24,26 @@ def checkpoint_path(location: str) -> str:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint whose variables do not fit the model (another architecture)."""
+
+
+def read_checkpoint(model: tf_keras.Model, location: str) -> str:
+    """Restores `model` from a model dir or ckpt-N prefix; one-line errors when there is
+    none or when it holds another architecture. Returns the prefix read."""
+    path = checkpoint_path(location)
+    try:
+        tf.train.Checkpoint(model=model).read(path).expect_partial() \
+            .assert_existing_objects_matched().assert_nontrivial_match()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model (a different architecture or "
+            f"experiment?): {first[:160]}; pass the checkpoint of this experiment's "
+            f"--model-dir") from None
+    return path
+
+
 @task_factory.register_task_cls(configs.RetinaNetTask)
 class DetectionTask(retinanet.RetinaNetTask):
     """Model Garden's RetinaNet task (data, losses, COCO eval), building our detectors.
@@ -54,9 +74,7 @@ class DetectionTask(retinanet.RetinaNetTask):
         if quantization is not None:
             from mnas_tf.modeling.quantize import quantize_detector
             if quantization.pretrained_original_checkpoint:
-                path = checkpoint_path(quantization.pretrained_original_checkpoint)
-                tf.train.Checkpoint(model=model).read(path).expect_partial() \
-                    .assert_existing_objects_matched()
+                read_checkpoint(model, quantization.pretrained_original_checkpoint)
             model = quantize_detector(model)
         if self.task_config.freeze_backbone:
             model.backbone.trainable = False

@@ -19,48 +19,12 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
+from mnas_tf.overrides import parse_override  # noqa: E402,F401  (re-exported for the CLIs)
 
 MODES = ("train", "eval", "train_and_eval")
 COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "ARmax100",
              "ARs", "ARm", "ARl")
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Splits on commas that are not inside [...] or {...}."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch in "[{"
-        depth -= ch in "]}"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return parts + [current]
-
-
-def parse_override(text: str) -> Any:
-    """`a.b.c=value,d.e=[1,2]` (Model Garden's dotted form) or a YAML/JSON mapping."""
-    import yaml
-    from mnas_tf.experiment import ConfigError
-    if "=" not in text or text.lstrip().startswith("{") or ":" in text.split("=", 1)[0]:
-        return text
-    result: dict = {}
-    for item in _split_top_level(text):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key.path=value")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: cannot parse the value {value!r}") from None
-        node = result
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = parsed
-    return result
 
 
 def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Sequence[str]):
@@ -76,13 +40,42 @@ def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Se
 
 
 def _yaml_file(path: str) -> dict:
-    import yaml
-    from mnas_tf.experiment import ConfigError
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(open(path)) or {}
+    from mnas_tf.config_files import read_mapping
+    data = read_mapping(path)
     data.pop("experiment", None)
     return data
+
+
+def check_model_dir(params, model_dir: str) -> None:
+    """Refuses, before anything is written, a --model-dir that cannot be written or whose
+    checkpoint belongs to a different model (resuming it would overwrite params.yaml and
+    then fail to restore)."""
+    import yaml
+
+    from mnas_tf.experiment import ConfigError
+    from mnas_tf.writable import check_writable_dir
+    check_writable_dir(model_dir, "--model-dir")
+    saved = os.path.join(model_dir, "params.yaml")
+    if not (os.path.isfile(saved) and os.path.isfile(os.path.join(model_dir, "checkpoint"))):
+        return
+    try:
+        with open(saved) as f:
+            old = (yaml.safe_load(f) or {}).get("task", {}).get("model", {})
+    except yaml.YAMLError:
+        return  # not ours to judge; Model Garden rewrites it
+    new = yaml.safe_load(yaml.safe_dump(params.task.model.as_dict()))
+    differ = _differences(old, new, "task.model")
+    if differ:
+        raise ConfigError(f"--model-dir {model_dir} holds a checkpoint of a different model "
+                          f"(differs in {', '.join(differ[:3])}); give a new --model-dir or "
+                          f"the original config to resume")
+
+
+def _differences(old: Any, new: Any, where: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(key), new.get(key), f"{where}.{key}")]
+    return [] if old == new else [where]
 
 
 def check_schedule(params) -> None:
@@ -140,6 +133,7 @@ def _run_experiment(params, model_dir: str, mode: str) -> dict:
     from mnas_tf.data_paths import resolve_data_paths
 
     check_schedule(params)
+    check_model_dir(params, model_dir)
     params = resolve_data_paths(params)
     params.validate()
     params.lock()
@@ -178,17 +172,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="'a.b=1,c.d=x' or a YAML/JSON mapping (repeatable)")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=MODES, default="train_and_eval")
-    args = parser.parse_args(argv)
+    console.add_flag(parser)
+    args = parser.parse_args(console.cli(argv))
     if not args.experiment and not args.config:
         parser.error("give --experiment NAME or --config YAML")
 
     from mnas_tf.arch import ArchitectureError
     from mnas_tf.data import DataError
     from mnas_tf.experiment import ConfigError
+    from mnas_tf.tasks import CheckpointError
     try:
         params = load_params(args.experiment, args.config, args.params_override)
-        metrics = run(params, args.model_dir, args.mode)
-    except (ConfigError, ArchitectureError, DataError, FileNotFoundError) as e:
+        with console.quiet_stdout():  # pycocotools prints its progress and tables
+            metrics = run(params, args.model_dir, args.mode)
+    except (ConfigError, ArchitectureError, DataError, FileNotFoundError,
+            CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if metrics:

@@ -15,8 +15,7 @@ import time
 import traceback
 from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from mnas_tf import console  # noqa: E402,F401  (first: quiets TensorFlow before it loads)
 
 
 class ChildEvaluator:

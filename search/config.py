@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 
 from mnas_tf.config_files import ConfigError, read_mapping
+from mnas_tf.config_types import check_fields
 from mnas_tf.proxy import ProxyConfig
 from mnas_tf.spaces import SPACE_LAYOUT, get_space
 from search.policy import PPOConfig
@@ -101,6 +102,7 @@ def _build(cls, data: Any, where: str):
             values[key] = tuple(value or ())
         else:
             values[key] = value
+    values = check_fields(cls, values, "" if where == "config" else where, SearchConfigError)
     try:
         return cls(**values)
     except (TypeError, ValueError) as e:
@@ -139,6 +141,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[dict] = None) ->
 
 
 def validate(config: SearchConfig) -> None:
+    from mnas_tf.spaces.settings import space_from_settings
     positive = ("budget", "workers", "in_flight", "update_every", "summary_every")
     for key in positive:
         if not isinstance(getattr(config, key), int) or getattr(config, key) <= 0:
@@ -173,7 +176,7 @@ def validate(config: SearchConfig) -> None:
         check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
         config.ppo.validate()
         config.proxy.validate()
-        get_space(config.space, **config.space_overrides)
+        space_from_settings(config.space, config.space_overrides)
     except ValueError as e:
         raise SearchConfigError(str(e)) from None
 

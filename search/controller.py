@@ -25,9 +25,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 import numpy as np  # noqa: E402
 
 from search import store as trial_store  # noqa: E402
@@ -188,7 +186,8 @@ class Search:
         start = time.perf_counter()
         requeued = self.store.requeue_running()
         self._prepare_warm_start()
-        self.executor = make_executor(self.executor_kind, self.config, self.address)
+        self.executor = make_executor(self.executor_kind, self.config, self.address,
+                                      log_dir=os.path.join(self.out_dir, "logs"))
         budget = self.config.budget
         finished = lambda: sum(self.store.counts()[s] for s in (trial_store.DONE,
                                                                 trial_store.FAILED))
@@ -236,7 +235,8 @@ class Search:
             return
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            error = pool.submit(_warm_start_in_process, self.config.to_dict()).result()
+            error = pool.submit(_warm_start_in_process, self.config.to_dict(),
+                                os.path.join(self.out_dir, "logs", "warm_start.log")).result()
         if error:
             raise SearchError(error)
 
@@ -303,13 +303,14 @@ def _fmt(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _warm_start_in_process(config: dict) -> Optional[str]:
+def _warm_start_in_process(config: dict, log: Optional[str] = None) -> Optional[str]:
     """Builds the warm-start checkpoint in a spawned process; returns an error or None."""
     from mnas_tf.warm_start import WarmStartError
     from search.child import ChildEvaluator
     evaluator = ChildEvaluator(config)
     try:
-        evaluator.engine().with_warm_start(evaluator.config.proxy)
+        with console.trial_log(log):
+            evaluator.engine().with_warm_start(evaluator.config.proxy)
     except WarmStartError as e:
         return f"{e}; lower proxy.learning_rate or set proxy.init_checkpoint"
     except Exception as e:  # pylint: disable=broad-except  (one line for the user)
@@ -355,23 +356,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="Ray cluster address (default: start a local one)")
     parser.add_argument("--budget", type=int, help="number of children (overrides config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    console.add_flag(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(console.cli(argv))
     from latency.errors import LatencyError
     from mnas_tf.arch import ArchitectureError
     from search.executors import ExecutorError
+    new_db = None
     try:
         overrides = {"budget": args.budget} if args.budget is not None else {}
         config = load_config(args.config, overrides)
         out = args.out or default_out_dir(config)
+        if not args.resume and not os.path.exists(os.path.join(out, trial_store.DB_NAME)):
+            new_db = os.path.join(out, trial_store.DB_NAME)
         search = Search(config, out, args.resume, args.executor, args.address,
                         progress=not args.quiet)
         summary = search.run()
     except (SearchConfigError, SearchError, LatencyError, ArchitectureError,
             ExecutorError) as e:
+        if new_db:  # a start that failed before any child must not block the rerun
+            trial_store.discard_unused(new_db)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -380,8 +387,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     print(json.dumps(summary["best"] and {k: v for k, v in summary["best"].items()
                                           if k != "arch"}))
-    print(f"results: {summary['out']} (search.sqlite, frontier.json, frontier.png, "
-          f"summary.json, tensorboard/)")
+    written = [name for name in (trial_store.DB_NAME, "frontier.json", "frontier.png", "summary.json",
+                                 "tensorboard/", "logs/")
+               if os.path.exists(os.path.join(summary["out"], name.rstrip("/")))]
+    print(f"results: {summary['out']} ({', '.join(written)})")
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from mnas_tf import console  # first: quiets TensorFlow before it loads
 from mnas_tf.arch.msnas import MSNASSpec
 from search.msnas_config import ConfigError, load_config
 from search.msnas_space import MSNASSpace
@@ -211,7 +212,7 @@ def _store(cfg: dict, constraint, out_dir: str, resume: bool):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(console.cli(argv))
     try:
         cfg = load_config(args.config, evolution__population=args.population,
                           evolution__iterations=args.iterations)

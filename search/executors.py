@@ -13,11 +13,15 @@ from __future__ import annotations
 import collections
 import concurrent.futures as futures
 import multiprocessing
+import os
 from typing import Optional
+
+from mnas_tf import console
 
 Result = tuple[int, dict]  # (trial id, evaluation)
 
 _WORKER = None
+_LOG_DIR: Optional[str] = None
 
 
 def _exit_with_parent() -> None:
@@ -40,15 +44,21 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _init_worker(config: dict) -> None:
-    global _WORKER  # pylint: disable=global-statement
+def trial_log_path(log_dir: Optional[str], trial_id: int) -> Optional[str]:
+    """OUT/logs/trial_N.log: everything a worker printed while it evaluated trial N."""
+    return os.path.join(log_dir, f"trial_{trial_id}.log") if log_dir else None
+
+
+def _init_worker(config: dict, log_dir: Optional[str] = None) -> None:
+    global _WORKER, _LOG_DIR  # pylint: disable=global-statement
     _exit_with_parent()
     from search.child import ChildEvaluator
-    _WORKER = ChildEvaluator(config)
+    _WORKER, _LOG_DIR = ChildEvaluator(config), log_dir
 
 
-def _evaluate_in_worker(arch: dict, seed: int) -> dict:
-    return _WORKER.evaluate(arch, seed)
+def _evaluate_in_worker(trial_id: int, arch: dict, seed: int) -> dict:
+    with console.trial_log(trial_log_path(_LOG_DIR, trial_id)):
+        return _WORKER.evaluate(arch, seed)
 
 
 class InlineExecutor:
@@ -77,15 +87,15 @@ class LocalExecutor:
     """A pool of spawned worker processes (TF state never leaks between driver and child;
     a child that crashes its process is reported as failed)."""
 
-    def __init__(self, config: dict, workers: int):
+    def __init__(self, config: dict, workers: int, log_dir: Optional[str] = None):
         context = multiprocessing.get_context("spawn")
         self._pool = futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker,
-            initargs=(config,))
+            initargs=(config, log_dir))
         self._futures: dict[futures.Future, int] = {}
 
     def submit(self, trial_id: int, arch: dict, seed: int) -> None:
-        future = self._pool.submit(_evaluate_in_worker, arch, seed)
+        future = self._pool.submit(_evaluate_in_worker, trial_id, arch, seed)
         self._futures[future] = trial_id
 
     def running(self) -> int:
@@ -117,7 +127,8 @@ class LocalExecutor:
 class RayExecutor:
     """One Ray actor per worker (one GPU each where the cluster has GPUs)."""
 
-    def __init__(self, config: dict, workers: int, address: Optional[str] = None):
+    def __init__(self, config: dict, workers: int, address: Optional[str] = None,
+                 log_dir: Optional[str] = None):
         import ray
         if not ray.is_initialized():
             if address:
@@ -129,7 +140,7 @@ class RayExecutor:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(_RayChild)
         self._ray = ray
-        self._idle = [actor.remote(config) for _ in range(workers)]
+        self._idle = [actor.remote(config, log_dir) for _ in range(workers)]
         self._queue: collections.deque = collections.deque()
         self._refs: dict = {}  # object ref -> (trial id, actor)
 
@@ -141,7 +152,7 @@ class RayExecutor:
         while self._idle and self._queue:
             trial_id, arch, seed = self._queue.popleft()
             worker = self._idle.pop()
-            self._refs[worker.evaluate.remote(arch, seed)] = (trial_id, worker)
+            self._refs[worker.evaluate.remote(trial_id, arch, seed)] = (trial_id, worker)
 
     def running(self) -> int:
         return len(self._refs) + len(self._queue)
@@ -189,18 +200,21 @@ def check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
 
 class _RayChild:
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, log_dir: Optional[str] = None):
         from search.child import ChildEvaluator
-        self._evaluator = ChildEvaluator(config)
+        self._evaluator, self._log_dir = ChildEvaluator(config), log_dir
 
-    def evaluate(self, arch: dict, seed: int) -> dict:
-        return self._evaluator.evaluate(arch, seed)
+    def evaluate(self, trial_id: int, arch: dict, seed: int) -> dict:
+        with console.trial_log(trial_log_path(self._log_dir, trial_id)):
+            return self._evaluator.evaluate(arch, seed)
 
 
-def make_executor(kind: str, config, address: Optional[str] = None):
+def make_executor(kind: str, config, address: Optional[str] = None,
+                  log_dir: Optional[str] = None):
+    """`log_dir`: where workers write trial_N.log (the toy evaluator runs inline, silent)."""
     data = config.to_dict()
     if kind == "ray":
-        return RayExecutor(data, config.workers, address)
+        return RayExecutor(data, config.workers, address, log_dir)
     if config.evaluator == "toy":
         return InlineExecutor(data)
-    return LocalExecutor(data, config.workers)
+    return LocalExecutor(data, config.workers, log_dir)

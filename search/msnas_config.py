@@ -12,6 +12,7 @@ import copy
 from typing import Any, Mapping, Optional
 
 from mnas_tf.config_files import ConfigError, read_mapping
+from mnas_tf.config_types import check_like
 
 DEFAULTS: dict[str, Any] = {
     "experiment": "msnas_synthetic",
@@ -46,6 +47,7 @@ def _merge(base: dict, layer: Mapping, where: str = "") -> dict:
                                   f"{', '.join(sorted(base[key]))}")
             out[key] = _merge(base[key], value, path)
         else:
+            check_like(value, base[key], path)
             out[key] = value
     return out
 
@@ -78,6 +80,11 @@ def validate(cfg: dict) -> dict:
     if cfg["evolution"]["score"] not in SCORES:
         raise ConfigError(f"config key 'evolution.score' must be one of {', '.join(SCORES)}, "
                           f"got {cfg['evolution']['score']!r}")
+    target = cfg["constraint"]["target"]
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                               or target <= 0):
+        raise ConfigError(f"config key 'constraint.target' must be a positive number (MAdds) "
+                          f"or null, got {target!r}")
     if cfg["constraint"]["type"] not in CONSTRAINTS:
         raise ConfigError(f"config key 'constraint.type' must be one of "
                           f"{', '.join(CONSTRAINTS)}, got {cfg['constraint']['type']!r}")
@@ -85,7 +92,8 @@ def validate(cfg: dict) -> dict:
         raise ConfigError("config key 'constraint.type': no latency LUT exists for the MSNAS "
                           "space (latency.lut builds the MnasFPN-family head spaces only); "
                           "use 'madds'")
-    if not 0 < cfg["evolution"]["mutation_prob"] <= 1:
+    prob = cfg["evolution"]["mutation_prob"]
+    if not isinstance(prob, (int, float)) or isinstance(prob, bool) or not 0 < prob <= 1:
         raise ConfigError("config key 'evolution.mutation_prob' must be in (0, 1]")
     return cfg
 

@@ -25,8 +25,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnas_tf import console  # noqa: E402  (first: quiets TensorFlow before it loads)
 
 import numpy as np  # noqa: E402
 
@@ -187,13 +186,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-measure", action="store_true",
                         help="skip the end-to-end latency measurement")
     parser.add_argument("--no-export", action="store_true")
+    console.add_flag(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(console.cli(argv))
     from mnas_tf.experiment import ConfigError, load_experiment
     from search.config import SearchConfigError
+    try:  # before any trial is picked: a typo must not cost a selection
+        load_experiment(args.experiment)
+    except ConfigError as e:
+        print(f"error: --experiment: {e}", file=sys.stderr)
+        return 2
     db = os.path.join(args.search, trial_store.DB_NAME)
     if not os.path.exists(db):
         print(f"error: {db} does not exist; --search must be the --out of a search",
@@ -205,7 +210,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        load_experiment(args.experiment)
         store = trial_store.TrialStore.open_existing(db)
         config = _search_config(store.config)
     except (ConfigError, SearchConfigError, trial_store.StoreError, ValueError) as e:

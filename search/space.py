@@ -18,7 +18,8 @@ import sys
 from typing import Optional, Sequence
 
 from mnas_tf.arch import ArchitectureError, load_architecture
-from mnas_tf.spaces import PAPER_CARDINALITY, SPACES, DecisionError, get_space
+from mnas_tf.spaces import PAPER_CARDINALITY, SPACES, DecisionError
+from mnas_tf.spaces.settings import space_from_settings
 
 
 def describe(space) -> dict:
@@ -61,10 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        overrides = json.loads(args.space_overrides)
-        if not isinstance(overrides, dict):
-            raise ValueError("--space-overrides must be a JSON object of space settings")
-        space = get_space(args.space, **overrides)
+        space = space_from_settings(args.space, json.loads(args.space_overrides),
+                                    "--space-overrides")
         if args.encode:
             spec = load_architecture(args.encode)
             print(json.dumps(space.encode(spec)))

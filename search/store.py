@@ -10,6 +10,7 @@ A database remembers the config it was made with and refuses to be resumed by an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -307,3 +308,23 @@ class _Transaction:
         if self._outer:
             self._db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
+
+
+def discard_unused(path: str) -> bool:
+    """Removes a search database that holds no trial yet (a start that failed before the
+    first child), so the corrected rerun is not refused as "already exists"."""
+    if not os.path.exists(path):
+        return False
+    db = sqlite3.connect(path)
+    try:
+        used = db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+    if used:
+        return False
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+    return True

@@ -26,6 +26,16 @@ def _scramble_weights(model, seed=0):
 
 
 @pytest.fixture(scope="session")
+def console_noise():
+    """Lines a quiet console must never show: TensorFlow/XLA/absl C++ logs, the TFLite
+    converter's and LiteRT's, and pycocotools' prints."""
+    return ("cuda_platform", "cuInit", "Ignored output_format", "trackable_obj", "W0000",
+            "I0000", "E0000", "absl::InitializeLog", "cpu_feature_guard", "cudart_stub",
+            "loading annotations", "creating index", "index created", "DONE (t=",
+            "Average Precision", "XNNPACK delegate")
+
+
+@pytest.fixture(scope="session")
 def scramble_weights():
     """`scramble_weights(model, seed=0)`: random weights and unit-scale BN statistics, so a
     TFLite-vs-Keras comparison compares outputs far from zero."""

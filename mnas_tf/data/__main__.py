@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 
+from mnas_tf import console  # first: quiets TensorFlow before it loads
 from mnas_tf.data.coco import DataError
 
 EXIT_USAGE = 2
@@ -91,7 +92,7 @@ def _run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
     try:
-        result = _run(_parser().parse_args(argv))
+        result = _run(_parser().parse_args(console.cli(argv)))
     except (_UsageError, DataError, ValueError, OSError) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"error: {message}", file=sys.stderr)

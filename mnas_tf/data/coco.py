@@ -157,7 +157,8 @@ def _check_categories(categories: list, where: str) -> dict[int, str]:
 
 
 def _probe_image(path: str) -> tuple[str, Any]:
-    """('ok', (w, h)) or (reason, detail), reading only the file header."""
+    """('ok', (w, h)) or (reason, detail). The image is decoded in full: a header alone
+    passes a truncated file, which would only fail later in training's decode_image."""
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
@@ -165,6 +166,7 @@ def _probe_image(path: str) -> tuple[str, Any]:
     try:
         with Image.open(path) as im:
             size, fmt = im.size, im.format
+            im.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as e:
         return "unreadable_image", str(e) or type(e).__name__

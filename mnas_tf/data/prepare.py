@@ -180,6 +180,9 @@ def prepare(
     del data
     if skipped:
         print(f"{annotations}: {format_skip_report(skipped)}", file=sys.stderr)
+    if not clean["annotations"]:
+        print(f"warning: {annotations} has no annotations: every image is written without "
+              f"boxes, so a detector trained on it learns nothing", file=sys.stderr)
     if not clean["images"]:
         raise DataError(f"{annotations}: no valid images left to write")
     num_images = len(clean["images"])

@@ -36,6 +36,10 @@ class FloatKit:
         del quantize_output
         return tf_keras.layers.SeparableConv2D(**kwargs)
 
+    def depthwise(self, *, quantize_output: bool = False, **kwargs) -> tf_keras.layers.Layer:
+        del quantize_output
+        return tf_keras.layers.DepthwiseConv2D(**kwargs)
+
     def batch_norm(self, *, quantize_output: bool = False, **kwargs) -> tf_keras.layers.Layer:
         del quantize_output
         return tf_keras.layers.BatchNormalization(**kwargs)
@@ -70,6 +74,13 @@ class QATKit(FloatKit):
 
     def separable(self, *, quantize_output: bool = False, **kwargs) -> tf_keras.layers.Layer:
         return QuantizedSeparableConv2D(quantize_output=quantize_output, **kwargs)
+
+    def depthwise(self, *, quantize_output: bool = False, **kwargs) -> tf_keras.layers.Layer:
+        """A linear depthwise conv (BN follows, or its output is quantized here)."""
+        configs = self._configs()
+        return self._wrap(tf_keras.layers.DepthwiseConv2D(**kwargs),
+                          configs.Default8BitConvQuantizeConfig(["depthwise_kernel"], [],
+                                                                quantize_output))
 
     def batch_norm(self, *, quantize_output: bool = False, **kwargs) -> tf_keras.layers.Layer:
         configs = self._configs()

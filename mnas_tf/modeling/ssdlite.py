@@ -22,6 +22,7 @@ from official.vision.modeling.decoders import factory as decoder_factory
 from official.vision.modeling.layers import nn_blocks
 
 from mnas_tf.modeling.backbones import model_garden_mobilenet
+from mnas_tf.modeling.kit import kit_for
 from mnas_tf.modeling.layers import ConfigDictModel, ConfigurableLayer, fresh
 
 SSD_INIT = {"class_name": "TruncatedNormal", "config": {"stddev": 0.03}}
@@ -186,22 +187,32 @@ def build_ssdlite_decoder(input_specs, model_config, l2_regularizer=None, **kwar
 decoder_factory.register_decoder_builder("ssdlite")(build_ssdlite_decoder)
 
 
+def _takes_training(layer) -> bool:
+    """BN (plain or quantization-wrapped) behaves differently in training."""
+    inner = getattr(layer, "layer", layer)
+    return isinstance(inner, tf_keras.layers.BatchNormalization) or \
+        isinstance(layer, tf_keras.layers.Wrapper)
+
+
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class SSDLitePredictor(ConfigurableLayer):
     """SSD's convolutional box predictor with `use_depthwise`, zero tower layers: every
-    map has its own box and class predictors (depthwise 3x3 + BN + ReLU6, 1x1 with bias)."""
+    map has its own box and class predictors (depthwise 3x3 + BN + ReLU6, 1x1 with bias).
+    `quantized=True` gives the same layers with fake-quant where int8 TFLite has int8
+    tensors (after the fused ReLU6, and the 1x1 outputs)."""
 
     def __init__(self, min_level: int, max_level: int, num_classes: int,
                  num_anchors_per_location: int, kernel_size: int = 3,
                  norm_momentum: float = 0.997, norm_epsilon: float = 0.001,
                  use_sync_bn: bool = False, kernel_regularizer: Any = None,
-                 prior_probability: float = 0.01, **kwargs):
+                 prior_probability: float = 0.01, quantized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._record(min_level=min_level, max_level=max_level, num_classes=num_classes,
                      num_anchors_per_location=num_anchors_per_location, kernel_size=kernel_size,
                      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                      use_sync_bn=use_sync_bn, kernel_regularizer=kernel_regularizer,
-                     prior_probability=prior_probability)
+                     prior_probability=prior_probability, quantized=quantized)
+        kit = kit_for(quantized)
         regularizer = self._config_dict["kernel_regularizer"]
         self._levels = [str(l) for l in range(min_level, max_level + 1)]
         prior_bias = -math.log((1 - prior_probability) / prior_probability)
@@ -213,16 +224,18 @@ class SSDLitePredictor(ConfigurableLayer):
             for kind, (width, bias) in widths.items():
                 name = f"{kind}_level_{level}"
                 self._predictors[name] = [
-                    tf_keras.layers.DepthwiseConv2D(
-                        kernel_size, padding="same", use_bias=False,
+                    kit.depthwise(
+                        kernel_size=kernel_size, padding="same", use_bias=False,
                         depthwise_initializer=fresh(SSD_INIT), name=f"{name}_depthwise"),
-                    tf_keras.layers.BatchNormalization(
+                    kit.batch_norm(
                         momentum=norm_momentum, epsilon=norm_epsilon, synchronized=use_sync_bn,
                         name=f"{name}_bn"),
                     tf_keras.layers.ReLU(6.0, name=f"{name}_relu6"),
-                    tf_keras.layers.Conv2D(
-                        width, 1, kernel_initializer=fresh(SSD_INIT), bias_initializer=bias,
-                        kernel_regularizer=regularizer, name=f"{name}_conv")]
+                    kit.quantize(f"{name}_relu6_quant"),
+                    kit.conv2d(
+                        filters=width, kernel_size=1, kernel_initializer=fresh(SSD_INIT),
+                        bias_initializer=bias, kernel_regularizer=regularizer,
+                        quantize_output=True, name=f"{name}_conv")]
 
     def call(self, features: Mapping[str, tf.Tensor], training=None):
         outputs = {"box": {}, "class": {}}
@@ -230,7 +243,6 @@ class SSDLitePredictor(ConfigurableLayer):
             for kind in outputs:
                 x = features[level]
                 for layer in self._predictors[f"{kind}_level_{level}"]:
-                    x = layer(x, training=training) if isinstance(
-                        layer, tf_keras.layers.BatchNormalization) else layer(x)
+                    x = layer(x, training=training) if _takes_training(layer) else layer(x)
                 outputs[kind][level] = x
         return outputs["class"], outputs["box"], {}

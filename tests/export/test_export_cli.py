@@ -8,6 +8,7 @@ import pytest
 from export import tflite
 
 SMALL = ["--experiment", "mnasfpn_mobilenetv2_coco", "--input-size", "128", "128"]
+RANDOM = ["--random-weights"]  # an export without --checkpoint must say so
 
 
 def _export(argv, capsys):
@@ -18,7 +19,7 @@ def _export(argv, capsys):
 @pytest.mark.parametrize("quant", ["float32", "float16"])
 def test_float_exports_verify_against_keras(quant, tmp_path, capsys):
     out = tmp_path / f"{quant}.tflite"
-    info = _export(SMALL + ["--quant", quant, "--out", str(out)], capsys)
+    info = _export(SMALL + RANDOM + ["--quant", quant, "--out", str(out)], capsys)
     assert out.stat().st_size == info["bytes"]
     assert info["outputs"] == [[1, 3060, 4], [1, 3060, 91]]  # (256+64+16+4) * 9 anchors
     assert info["ops"]["CONV_2D"] > 50 and "DEPTHWISE_CONV_2D" in info["ops"]
@@ -33,7 +34,8 @@ def test_int8_export_calibrates_on_training_images_and_runs(tiny_dataset, tmp_pa
     out = tmp_path / "int8.tflite"
     info = _export(["--experiment", "mnasfpn_synthetic", "--input-size", "128", "128",
                     "--params-override", f"task.train_data.input_path={d.train_records}",
-                    "--quant", "int8", "--calibration-images", "8", "--out", str(out)], capsys)
+                    "--quant", "int8", "--calibration-images", "8", "--out", str(out), *RANDOM],
+                   capsys)
     assert "QUANTIZE" in info["ops"] or "DEQUANTIZE" in info["ops"]
     assert info["outputs"] == [[1, 3060, 4], [1, 3060, 7]]
     assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights
@@ -43,7 +45,7 @@ def test_nms_export_has_the_object_detector_signature_and_scores(tiny_dataset, t
                                                                 capsys):
     d = tiny_dataset
     out = tmp_path / "nms.tflite"
-    info = _export(SMALL + ["--postprocess", "nms", "--out", str(out)], capsys)
+    info = _export(SMALL + RANDOM + ["--postprocess", "nms", "--out", str(out)], capsys)
     assert "TFLite_Detection_PostProcess" in info["ops"]
     shapes = sorted(info["outputs"], key=len)  # LiteRT's output order is not fixed
     count, classes, scores, boxes = shapes
@@ -91,3 +93,18 @@ def test_qat_finetunes_then_exports_full_int8(tiny_dataset, tmp_path, capsys):
     assert info["outputs"] == [[1, 3060, 4], [1, 3060, 7]]
     assert tflite.float_convs(out.read_bytes()) == 0
     assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights
+
+
+def test_export_console_is_quiet(tmp_path, console_noise):
+    """The CLI as a user runs it: the JSON report and nothing from TensorFlow, the
+    converter or LiteRT, which write to descriptor 2 from C++."""
+    import subprocess
+    import sys
+    argv = [sys.executable, "-m", "export.tflite", "--experiment", "mnasfpn_synthetic",
+            "--input-size", "64", "64", *RANDOM, "--out", str(tmp_path / "m.tflite")]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    text = quiet.stdout + quiet.stderr
+    assert not [n for n in console_noise if n in text], text[-3000:]
+    assert quiet.stderr.strip() == "" and len(quiet.stdout.strip().splitlines()) == 1
+    assert json.loads(quiet.stdout)["bytes"] > 0

@@ -66,3 +66,34 @@ def test_baseline_detector_converts_and_matches_keras(case, scramble_weights):
     image = np.random.default_rng(1).uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
     assert float(np.std(raw(image, training=False)["raw_scores"])) > 0.05
     assert max_abs_diff(convert_float(raw), raw, image) <= 1e-4
+
+
+QAT_FAMILIES = ["ssdlite_mobilenetv2", "fpnlite_mobilenetv2", "nasfpnlite_mobilenetv2"]
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("experiment", QAT_FAMILIES)
+def test_baseline_quantization_aware_detector_converts_to_full_int8(experiment):
+    """Every family gets quantization-aware training: the QAT model keeps the float
+    weights (FPN: as Model Garden's QAT copies them), and its TFLite conversion runs every
+    conv in int8 (the export's check), so `--quant qat` works for it like for MnasFPN."""
+    from export.tflite import convert, float_convs, op_counts
+    from mnas_tf.modeling.quantize import is_quantizer_variable, quantize_detector
+    params = load_experiment(experiment, [{"task": {"model": {
+        "input_size": [SIZE, SIZE, 3], "num_classes": 7}}}])
+    model = task_factory.get_task(params.task).build_model()
+    qat = quantize_detector(model)
+
+    def fingerprint(weights):  # the layer order may differ after quantize_apply
+        return sorted((tuple(w.shape), round(float(np.sum(w.numpy())), 3)) for w in weights)
+    # Model Garden's FPN keeps Model Garden's own QAT weight copy (see quantize_functional)
+    parts = ("backbone", "head") if experiment.startswith("fpnlite") else (
+        "backbone", "decoder", "head")
+    for part in parts:
+        kept = [w for w in getattr(qat, part).weights if not is_quantizer_variable(w)]
+        assert fingerprint(kept) == fingerprint(getattr(model, part).weights), part
+    for part in ("backbone", "decoder", "head"):
+        assert any(is_quantizer_variable(w) for w in getattr(qat, part).weights), part
+    flatbuffer = convert(build_raw_detector(qat, (SIZE, SIZE)), "qat")
+    ops = op_counts(flatbuffer)
+    assert ops["CONV_2D"] > 10 and float_convs(flatbuffer) == 0, ops

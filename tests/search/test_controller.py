@@ -92,7 +92,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.timeout(1200)
-def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, console_noise):
     """A real proxy search (3 children, 2 steps each): its driver killed with SIGKILL after
     the first child finished (its workers must exit with it), then resumed to the end."""
     out = str(tmp_path / "search")
@@ -123,6 +123,11 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
 
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=800)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # a quiet console in the driver and its workers; each worker's output is in its log
+    console = resumed.stdout + resumed.stderr
+    assert not [n for n in console_noise if n in console], console[-3000:]
+    logs = os.listdir(os.path.join(out, "logs"))
+    assert "trial_1.log" in logs and all(n.startswith("trial_") for n in logs)
     trials = TrialStore.open_existing(db).trials()
     assert len(trials) == 3 and {t.status for t in trials} <= {DONE, FAILED}
     for t in trials:

@@ -36,7 +36,7 @@ def test_encode_prints_the_sequence_and_refuses_specs_outside(capsys):
 @pytest.mark.parametrize("argv,message", [
     (["fpn"], "unknown search space 'fpn'"),
     (["mnasfpn", "--space-overrides", "{nope"], "not valid JSON"),
-    (["mnasfpn", "--space-overrides", '{"channels": 16}'], "channels must be a non-empty"),
+    (["mnasfpn", "--space-overrides", '{"channels": 16}'], "channels must be a list"),
     (["mnasfpn", "--encode", "missing.json"], "does not exist"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys):
