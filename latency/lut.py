@@ -46,7 +46,7 @@ from latency.errors import LatencyError
 from latency.graph import OpKey
 from latency.ops import DetectorShape, space_op_keys
 from latency.table import LatencyPredictor, LatencyTable
-from mnas_tf.spaces import CellSpace, MnasFPNSpace, get_space
+from mnas_tf.spaces import CellSpace, MnasFPNSpace
 from mnas_tf.spaces.settings import space_from_settings
 
 DEFAULT_EXPERIMENT = "mnasfpn_mobilenetv2_coco"

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from mnas_tf.config_files import ConfigError, read_mapping
 from mnas_tf.config_types import check_fields
 from mnas_tf.proxy import ProxyConfig
-from mnas_tf.spaces import SPACE_LAYOUT, get_space
+from mnas_tf.spaces import SPACE_LAYOUT
 from search.policy import PPOConfig
 from search.rewards import check_reward
 

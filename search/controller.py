@@ -35,7 +35,6 @@ from search.rewards import reward as compute_reward  # noqa: E402
 from mnas_tf.spaces import canonical_dict, get_space  # noqa: E402
 
 
-
 class SearchError(RuntimeError):
     """A search that cannot start or continue; the message says what to do."""
 

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from mnas_tf.arch import BlockSpec, MnasFPNSpec
+from mnas_tf.arch import MnasFPNSpec
 
 Chooser = Callable[[str, str, Sequence[int]], int]
 SPACE_LAYOUT = 2  # 1: five blocks in all; 2: intermediate blocks + one output per level
