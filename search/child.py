@@ -55,6 +55,8 @@ class ChildEvaluator:
         if self._toy is None:
             space = get_space(self.config.space, **self.config.space_overrides)
             self._toy = ToyObjective(space, self.config.seed)
+        if self.config.toy.delay_s:
+            time.sleep(self.config.toy.delay_s)
         score = self._toy.score(spec)
         return {"status": "done", "map": score, "metrics": {"toy_score": score},
                 "timings": {}}

@@ -54,6 +54,13 @@ class LatencyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ToyConfig:
+    """The toy evaluator: `delay_s` of sleep per child stands in for training time."""
+
+    delay_s: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchConfig:
     space: str = "mnasfpn"
     space_overrides: dict = dataclasses.field(default_factory=dict)
@@ -69,6 +76,7 @@ class SearchConfig:
     latency: LatencyConfig = LatencyConfig()
     ppo: PPOConfig = PPOConfig()
     proxy: ProxyConfig = ProxyConfig()
+    toy: ToyConfig = ToyConfig()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -83,7 +91,7 @@ class SearchConfig:
 
 
 _NESTED = {"reward": RewardConfig, "latency": LatencyConfig, "ppo": PPOConfig,
-           "proxy": ProxyConfig}
+           "proxy": ProxyConfig, "toy": ToyConfig}
 
 
 def _build(cls, data: Any, where: str):

@@ -52,8 +52,8 @@ def trial_log_path(log_dir: Optional[str], trial_id: int) -> Optional[str]:
 def _init_worker(config: dict, log_dir: Optional[str] = None) -> None:
     global _WORKER, _LOG_DIR  # pylint: disable=global-statement
     _exit_with_parent()
-    from search.child import ChildEvaluator
-    _WORKER, _LOG_DIR = ChildEvaluator(config), log_dir
+    from search.evaluators import build_evaluator
+    _WORKER, _LOG_DIR = build_evaluator(config), log_dir
 
 
 def _evaluate_in_worker(trial_id: int, arch: dict, seed: int) -> dict:
@@ -65,8 +65,8 @@ class InlineExecutor:
     """Evaluates on the driver's thread, one child per `wait`: deterministic and cheap."""
 
     def __init__(self, config: dict):
-        from search.child import ChildEvaluator
-        self._evaluator = ChildEvaluator(config)
+        from search.evaluators import build_evaluator
+        self._evaluator = build_evaluator(config)
         self._queue: collections.deque = collections.deque()
 
     def submit(self, trial_id: int, arch: dict, seed: int) -> None:
@@ -201,8 +201,8 @@ def check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
 class _RayChild:
     def __init__(self, config: dict, log_dir: Optional[str] = None):
-        from search.child import ChildEvaluator
-        self._evaluator, self._log_dir = ChildEvaluator(config), log_dir
+        from search.evaluators import build_evaluator
+        self._evaluator, self._log_dir = build_evaluator(config), log_dir
 
     def evaluate(self, trial_id: int, arch: dict, seed: int) -> dict:
         with console.trial_log(trial_log_path(self._log_dir, trial_id)):
