@@ -19,8 +19,8 @@ import math
 import time
 from typing import Any, Optional, Sequence
 
-OK, FAILED = "OK", "FAILED"
-METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+from mnas_tf import warm_start
+from mnas_tf.proxy_result import FAILED, METRICS, OK, ProxyResult  # noqa: F401  re-exported
 
 
 LR_SCHEDULES = ("cosine", "stepwise")
@@ -113,27 +113,6 @@ class ProxyConfig:
                 self.batch_size, self.input_size, self.eval_batch_size,
                 self.max_eval_batches, json.dumps(self.params_override, sort_keys=True,
                                                   default=str))
-
-
-@dataclasses.dataclass
-class ProxyResult:
-    status: str
-    metrics: dict
-    wall_time_s: float
-    steps: int
-    reason: str = ""
-    final_loss: Optional[float] = None
-    timings: dict = dataclasses.field(default_factory=dict)
-
-    metric: str = "AP"
-
-    @property
-    def score(self) -> float:
-        """The metric the config scores children by (AP unless `metric` says otherwise)."""
-        return float(self.metrics.get(self.metric, 0.0))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class ProxyEngine:
@@ -254,8 +233,8 @@ class ProxyEngine:
         (trained and cached on first use: mnas_tf.warm_start)."""
         if cfg.init_checkpoint or not cfg.warm_start_steps:
             return cfg
-        from mnas_tf.warm_start import backbone_checkpoint  # a manifest read once cached
-        return dataclasses.replace(cfg, init_checkpoint=backbone_checkpoint(self, cfg))
+        prefix = warm_start.backbone_checkpoint(self, cfg)  # a manifest read once cached
+        return dataclasses.replace(cfg, init_checkpoint=prefix)
 
     def _evaluate(self, model) -> dict:
         import tensorflow as tf

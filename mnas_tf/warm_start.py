@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Callable, Optional
 
+from mnas_tf.proxy_result import OK
+
 VERSION = 1
 MANIFEST = "manifest.json"
 PREFIX = "backbone"
@@ -93,7 +95,6 @@ def backbone_checkpoint(engine, cfg, log: Optional[Callable[[str], None]] = None
 def _train(engine, cfg, directory: str, log: Callable[[str], None]) -> None:
     import tensorflow as tf
 
-    from mnas_tf.proxy import OK
     partial = directory + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     log(f"[warm start] training the published MnasFPN for {cfg.warm_start_steps} steps on "
