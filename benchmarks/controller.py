@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from mnas_tf.spaces import canonical_dict, get_space  # noqa: E402
 from search.config import load_config  # noqa: E402
-from search.policy import MovingBaseline, Policy  # noqa: E402
+from search.strategies.policy import MovingBaseline, Policy  # noqa: E402
 from search.store import arch_hash  # noqa: E402
 from search.toy import ToyObjective  # noqa: E402
 

@@ -1,7 +1,11 @@
-"""The search config: a YAML file over the embedded default, validated before anything runs.
+"""The one search config: a YAML file over the embedded default, validated before anything runs.
 
-Every key is checked against the dataclasses below: an unknown key is named with the valid
-ones, and settings that cannot work (a non-positive target or budget, w >= 0) are refused.
+A search is a space x a strategy x an evaluator (NNI's model space / exploration strategy /
+model evaluator), with an objective (reward, latency, constraint) on top. Every search CLI
+loads through `load_config`: the embedded default (configs/search/default.yaml), then an
+optional YAML, then `--set KEY=VALUE` overrides (dotted keys). Every key is checked against
+the dataclasses below: an unknown key is named with the valid ones, a value of the wrong
+type or a combination that cannot work is refused with one line.
 """
 
 from __future__ import annotations
@@ -9,21 +13,24 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Optional
-
+from typing import Any, Optional, Sequence
 
 from mnas_tf.config_files import ConfigError, read_mapping
 from mnas_tf.config_types import check_fields
 from mnas_tf.proxy import ProxyConfig
 from mnas_tf.spaces import SPACE_LAYOUT
-from search.policy import PPOConfig
 from search.rewards import check_reward
+from search.strategies.policy import PPOConfig
 
 SEARCH_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "search"
 DEFAULT_CONFIG = SEARCH_CONFIG_DIR / "default.yaml"
-EVALUATORS = ("proxy", "toy")
+STRATEGIES = ("ppo", "evolution", "regularized_evolution", "random")
+EVALUATORS = ("proxy", "supernet", "toy")
 LATENCY_SOURCES = ("lut", "measure", "none")
-EXECUTORS = ("local", "ray")
+CONSTRAINTS = ("none", "madds")
+SCORES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# 1: the PPO controller's and the MSNAS evolution's separate configs; 2: one framework
+FRAMEWORK_LAYOUT = 2
 
 
 class SearchConfigError(ConfigError):
@@ -32,6 +39,8 @@ class SearchConfigError(ConfigError):
 
 @dataclasses.dataclass(frozen=True)
 class RewardConfig:
+    """reward = kind(score, latency / target_ms, w); with no latency, the score itself."""
+
     kind: str = "mnas"
     target_ms: float = 25.0
     w: float = -0.3
@@ -54,6 +63,64 @@ class LatencyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConstraintConfig:
+    """A hard Select window (MSNAS Algorithm 1): |MAdds - target| <= tolerance x target.
+    `target: null` is the median MAdds of 1000 random architectures of the space."""
+
+    type: str = "none"
+    target: Optional[float] = None
+    tolerance: float = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionConfig:
+    """MSNAS Algorithm 1, over any space: P parents, T iterations, at most M variation
+    attempts and R random children per iteration, Top-P survive."""
+
+    population: int = 8
+    iterations: int = 6
+    max_attempts: int = 60
+    random_children: int = 2
+    mutation_prob: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizedEvolutionConfig:
+    """Aging evolution (Real et al. 2019): the population is the last P finished children;
+    each child mutates the best of S drawn from it."""
+
+    population: int = 20
+    sample_size: int = 5
+    mutation_prob: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class SupernetConfig:
+    """The one-shot evaluator (MSNAS): a super-net trained once on search-train by uniform
+    single-path sampling; each child inherits its weights, is fine-tuned briefly and scored
+    on search-val."""
+
+    experiment: str = "msnas_synthetic"
+    input_size: int = 128
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    max_eval_batches: Optional[int] = 2
+    train_data: str = "synthetic://search_train"
+    val_data: str = "synthetic://search_val"
+    head_convs: int = 1
+    head_filters: int = 32
+    steps: int = 1200
+    learning_rate: float = 0.003
+    checkpoint_every: int = 100
+    finetune_steps: int = 10
+    finetune_learning_rate: float = 0.0003
+    finetune_batches: int = 5
+    metric: str = "AP50"
+    rank_check_architectures: int = 6
+    rank_check_train_steps: int = 300
+
+
+@dataclasses.dataclass(frozen=True)
 class ToyConfig:
     """The toy evaluator: `delay_s` of sleep per child stands in for training time."""
 
@@ -64,34 +131,44 @@ class ToyConfig:
 class SearchConfig:
     space: str = "mnasfpn"
     space_overrides: dict = dataclasses.field(default_factory=dict)
+    strategy: str = "ppo"
+    evaluator: str = "proxy"
     seed: int = 0
-    budget: int = 20
+    budget: Optional[int] = 20  # children; null: until the strategy ends (evolution)
     workers: int = 1
     in_flight: int = 2
-    update_every: int = 4
-    evaluator: str = "proxy"
+    max_retries: int = 2  # a child whose worker died is re-queued this often
     summary_every: int = 5
+    top_k: int = 5
     record_madds: bool = False
     reward: RewardConfig = RewardConfig()
     latency: LatencyConfig = LatencyConfig()
+    constraint: ConstraintConfig = ConstraintConfig()
     ppo: PPOConfig = PPOConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    regularized_evolution: RegularizedEvolutionConfig = RegularizedEvolutionConfig()
     proxy: ProxyConfig = ProxyConfig()
+    supernet: SupernetConfig = SupernetConfig()
     toy: ToyConfig = ToyConfig()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def run_config(self) -> dict:
-        """What a resumed search must share with the original (the budget may grow)."""
+        """What a resumed search must share with the original (the budget, the number of
+        evolution iterations and the outputs may change)."""
         data = self.to_dict()
-        data.pop("budget")
-        data.pop("summary_every")
+        for key in ("budget", "summary_every", "top_k", "max_retries"):
+            data.pop(key)
+        data["evolution"].pop("iterations")
         data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
+        data["framework_layout"] = FRAMEWORK_LAYOUT
         return data
 
 
-_NESTED = {"reward": RewardConfig, "latency": LatencyConfig, "ppo": PPOConfig,
-           "proxy": ProxyConfig, "toy": ToyConfig}
+_NESTED = {name: type(getattr(SearchConfig, name)) for name in (
+    "reward", "latency", "constraint", "ppo", "evolution", "regularized_evolution", "proxy",
+    "supernet", "toy")}
 
 
 def _build(cls, data: Any, where: str):
@@ -127,66 +204,168 @@ def _merge(base: dict, layer: dict) -> dict:
     return out
 
 
-def load_config(path: Optional[str] = None, overrides: Optional[dict] = None) -> SearchConfig:
-    """The embedded default, with the YAML at `path` and then `overrides` on top."""
+def parse_sets(items: Sequence[str]) -> dict:
+    """`--set KEY=VALUE` (dotted keys, YAML values, repeatable) as one nested mapping."""
+    import yaml
+    out: dict = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+            raise SearchConfigError(f"--set {item!r} is not KEY=VALUE (e.g. --set budget=20, "
+                                    f"--set ppo.learning_rate=0.001)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise SearchConfigError(f"--set {item!r}: cannot parse the value {text!r}") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SearchConfigError(f"--set {item!r} conflicts with an earlier --set")
+        node[parts[-1]] = value
+    return out
+
+
+def config_path(path: str) -> Path:
+    """A YAML path, or the name of one shipped in configs/search/."""
+    file = Path(path)
+    if not file.is_file() and (SEARCH_CONFIG_DIR / f"{path}.yaml").is_file():
+        file = SEARCH_CONFIG_DIR / f"{path}.yaml"
+    if not file.is_file():
+        shipped = ", ".join(sorted(p.stem for p in SEARCH_CONFIG_DIR.glob("*.yaml")))
+        raise SearchConfigError(f"search config {path} does not exist (shipped: {shipped})")
+    return file
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[dict] = None,
+                sets: Sequence[str] = ()) -> SearchConfig:
+    """The embedded default, then the YAML at `path`, then `overrides`, then `--set`s."""
     data = read_mapping(str(DEFAULT_CONFIG))
     if path:
-        file = Path(path)
-        if not file.is_file() and (SEARCH_CONFIG_DIR / f"{path}.yaml").is_file():
-            file = SEARCH_CONFIG_DIR / f"{path}.yaml"
-        if not file.is_file():
-            shipped = ", ".join(sorted(p.stem for p in SEARCH_CONFIG_DIR.glob("*.yaml")))
-            raise SearchConfigError(f"search config {path} does not exist (shipped: {shipped})")
         try:
-            layer = read_mapping(str(file))
+            layer = read_mapping(str(config_path(path)))
         except ConfigError as e:
             raise SearchConfigError(str(e)) from None
         data = _merge(data, layer)
     data = _merge(data, overrides or {})
+    data = _merge(data, parse_sets(sets))
     config = _build(SearchConfig, data, "config")
     validate(config)
     return config
 
 
+def _positive(config, keys: Sequence[str], allow_zero: bool = False, where: str = "") -> None:
+    for key in keys:
+        value = getattr(config, key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            value >= 0 if allow_zero else value > 0)
+        if not ok:
+            kind = "a non-negative" if allow_zero else "a positive"
+            noun = "integer" if isinstance(value, int) else "number"
+            raise SearchConfigError(f"{where}{key} must be {kind} {noun}, got {value!r}")
+
+
+def _choice(value: str, valid: Sequence[str], key: str) -> None:
+    if value not in valid:
+        raise SearchConfigError(f"{key} {value!r} is unknown; valid: {', '.join(valid)}")
+
+
 def validate(config: SearchConfig) -> None:
-    from mnas_tf.spaces.settings import space_from_settings
-    positive = ("budget", "workers", "in_flight", "update_every", "summary_every")
-    for key in positive:
-        if not isinstance(getattr(config, key), int) or getattr(config, key) <= 0:
-            raise SearchConfigError(f"{key} must be a positive integer, got "
-                                    f"{getattr(config, key)!r}")
+    """Refuses every setting and combination that cannot run, with one line."""
+    from search.spaces import get_space
+    _choice(config.strategy, STRATEGIES, "strategy")
+    _choice(config.evaluator, EVALUATORS, "evaluator")
+    _positive(config, ("workers", "in_flight", "summary_every", "top_k"))
+    _positive(config, ("max_retries",), allow_zero=True)
+    if config.budget is None:
+        if config.strategy != "evolution":
+            raise SearchConfigError(f"budget: null (until the strategy ends) needs strategy "
+                                    f"evolution; strategy {config.strategy} needs a positive "
+                                    f"budget")
+    else:
+        _positive(config, ("budget",))
     if config.in_flight < config.workers:
         raise SearchConfigError(f"in_flight ({config.in_flight}) must be >= workers "
                                 f"({config.workers}) or workers sit idle")
-    if config.evaluator not in EVALUATORS:
-        raise SearchConfigError(f"evaluator {config.evaluator!r} is unknown; valid: "
-                                f"{', '.join(EVALUATORS)}")
-    if config.latency.source not in LATENCY_SOURCES:
-        raise SearchConfigError(f"latency.source {config.latency.source!r} is unknown; "
-                                f"valid: {', '.join(LATENCY_SOURCES)}")
-    if config.latency.quant not in ("float32", "int8"):
-        raise SearchConfigError(f"latency.quant {config.latency.quant!r} is unknown; "
-                                f"valid: float32, int8")
-    if config.latency.backend not in ("host", "android"):
-        raise SearchConfigError(f"latency.backend {config.latency.backend!r} is unknown; "
-                                f"valid: host, android")
+    _choice(config.latency.source, LATENCY_SOURCES, "latency.source")
+    _choice(config.latency.quant, ("float32", "int8"), "latency.quant")
+    _choice(config.latency.backend, ("host", "android"), "latency.backend")
     if config.latency.input_size <= 0 or config.latency.input_size % 64:
         raise SearchConfigError(f"latency.input_size must be a positive multiple of 64, got "
                                 f"{config.latency.input_size}")
+    _choice(config.constraint.type, CONSTRAINTS, "constraint.type")
+    c = config.constraint
+    if c.target is not None and not c.target > 0:
+        raise SearchConfigError(f"constraint.target must be a positive number of MAdds or "
+                                f"null, got {c.target!r}")
+    _positive(c, ("tolerance",), allow_zero=True, where="constraint.")
+    _validate_strategies(config)
+    _validate_supernet(config.supernet)
+    if config.toy.delay_s < 0:
+        raise SearchConfigError(f"toy.delay_s must be >= 0, got {config.toy.delay_s}")
+    try:
+        check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
+        config.ppo.validate()
+        if config.evaluator == "proxy":
+            config.proxy.validate()
+        space = get_space(config.space, config.space_overrides)
+    except ValueError as e:
+        raise SearchConfigError(str(e)) from None
+    _validate_combination(config, space)
     checkpoint = config.proxy.init_checkpoint
-    if checkpoint and not _is_checkpoint(checkpoint):
+    if config.evaluator == "proxy" and checkpoint and not _is_checkpoint(checkpoint):
         raise SearchConfigError(
             f"proxy.init_checkpoint {checkpoint}: no TF checkpoint there (need PREFIX.index "
             f"or a directory with a 'checkpoint' file, written by "
             f"tf.train.Checkpoint(backbone=model.backbone)); or drop the key and set "
             f"proxy.warm_start_steps to let the search make one")
-    try:
-        check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
-        config.ppo.validate()
-        config.proxy.validate()
-        space_from_settings(config.space, config.space_overrides)
-    except ValueError as e:
-        raise SearchConfigError(str(e)) from None
+
+
+def _validate_strategies(config: SearchConfig) -> None:
+    e, r = config.evolution, config.regularized_evolution
+    _positive(e, ("population", "iterations", "max_attempts"), where="evolution.")
+    _positive(e, ("random_children",), allow_zero=True, where="evolution.")
+    _positive(r, ("population", "sample_size"), where="regularized_evolution.")
+    for section, prob in (("evolution", e.mutation_prob),
+                          ("regularized_evolution", r.mutation_prob)):
+        if not 0 < prob <= 1:
+            raise SearchConfigError(f"{section}.mutation_prob must be in (0, 1], got {prob}")
+    if r.sample_size > r.population:
+        raise SearchConfigError(f"regularized_evolution.sample_size ({r.sample_size}) must be "
+                                f"<= regularized_evolution.population ({r.population})")
+
+
+def _validate_supernet(s: SupernetConfig) -> None:
+    _positive(s, ("input_size", "batch_size", "eval_batch_size", "head_convs", "head_filters",
+                  "learning_rate", "checkpoint_every", "finetune_learning_rate",
+                  "finetune_batches", "rank_check_architectures", "rank_check_train_steps"),
+              where="supernet.")
+    _positive(s, ("steps", "finetune_steps"), allow_zero=True, where="supernet.")
+    if s.max_eval_batches is not None:
+        _positive(s, ("max_eval_batches",), where="supernet.")
+    if s.input_size % 64:
+        raise SearchConfigError(f"supernet.input_size must be a multiple of 64 (the coarsest "
+                                f"stride), got {s.input_size}")
+    _choice(s.metric, SCORES, "supernet.metric")
+
+
+def _validate_combination(config: SearchConfig, space) -> None:
+    """Evaluators, latency sources and constraints that a space cannot use."""
+    cell = getattr(space, "cell_space", None) is not None
+    if config.evaluator == "proxy" and not cell:
+        raise SearchConfigError(f"evaluator proxy trains MnasFPN-family heads; space "
+                                f"{config.space} needs evaluator supernet (or toy)")
+    if config.evaluator == "supernet" and cell:
+        raise SearchConfigError(f"evaluator supernet exists for space msnas only; a MnasFPN "
+                                f"super-net is not built yet: use evaluator proxy (or toy)")
+    if config.latency.source != "none" and not cell:
+        raise SearchConfigError(f"latency.source {config.latency.source}: no latency table "
+                                f"exists for space {config.space}; set latency.source none")
+    if config.constraint.type == "madds" and cell:
+        raise SearchConfigError(f"constraint.type madds needs analytic MAdds, which space "
+                                f"{config.space} lacks; use constraint.type none (the reward "
+                                f"already trades latency)")
 
 
 def _is_checkpoint(path: str) -> bool:
@@ -194,4 +373,4 @@ def _is_checkpoint(path: str) -> bool:
 
 
 def default_out_dir(config: SearchConfig) -> str:
-    return os.path.join("runs", f"search_{config.space}_seed{config.seed}")
+    return os.path.join("runs", f"search_{config.space}_{config.strategy}_seed{config.seed}")

@@ -1,4 +1,5 @@
-"""The latency/accuracy frontier of a search (the MnasFPN paper's Figures 6 and 7)."""
+"""A search's result files: the cost/score frontier (the MnasFPN paper's Figures 6 and 7),
+the score by child or evolution iteration (MSNAS Figure 3), and the top-k architectures."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Optional, Sequence
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated (latency, accuracy) points: no other point is at least
-    as fast and as accurate and strictly better in one. Sorted by latency."""
+    """Indices of the non-dominated (cost, accuracy) points: no other point is at least
+    as cheap and as accurate and strictly better in one. Sorted by cost."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
     front, best = [], float("-inf")
     for i in order:
@@ -19,36 +20,99 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def _cost(trials) -> tuple[str, str]:
+    """Latency where the search has it, else MAdds (an accuracy-only search)."""
+    if any(t.latency_ms is not None for t in trials):
+        return "latency_ms", "latency (ms)"
+    return "madds", "MAdds"
+
+
 def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None,
                    metric: str = "AP") -> list[dict]:
     """frontier.json (non-dominated trials) and frontier.png (all trials, frontier drawn)."""
-    scored = [t for t in trials if t.map is not None and t.latency_ms is not None]
-    front = [scored[i] for i in pareto_front([(t.latency_ms, t.map) for t in scored])]
-    rows = [{"trial": t.id, "latency_ms": t.latency_ms, "map": t.map, "reward": t.reward,
-             "arch": t.arch} for t in front]
+    key, label = _cost(trials)
+    scored = [t for t in trials if t.map is not None and getattr(t, key) is not None]
+    front = [scored[i] for i in pareto_front([(getattr(t, key), t.map) for t in scored])]
+    rows = [{"trial": t.id, "latency_ms": t.latency_ms, "madds": t.madds, "map": t.map,
+             "reward": t.reward, "arch": t.arch} for t in front]
     with open(os.path.join(out_dir, "frontier.json"), "w") as f:
         json.dump(rows, f, indent=2)
     if scored:
-        _plot(scored, front, os.path.join(out_dir, "frontier.png"), target_ms, metric)
+        _plot(scored, front, os.path.join(out_dir, "frontier.png"), key, label,
+              target_ms if key == "latency_ms" else None, metric)
     return rows
 
 
-def _plot(trials, front, path: str, target_ms: Optional[float], metric: str) -> None:
+def _plot(trials, front, path: str, key: str, label: str, target_ms: Optional[float],
+          metric: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    dots = ax.scatter([t.latency_ms for t in trials], [t.map for t in trials],
+    dots = ax.scatter([getattr(t, key) for t in trials], [t.map for t in trials],
                       c=[t.id for t in trials], cmap="viridis", s=14, alpha=0.8)
     fig.colorbar(dots, ax=ax, label="trial (sampling order)")
-    ax.plot([t.latency_ms for t in front], [t.map for t in front], "r-o", ms=4, lw=1.2,
+    ax.plot([getattr(t, key) for t in front], [t.map for t in front], "r-o", ms=4, lw=1.2,
             label="non-dominated")
     if target_ms:
         ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel(f"{metric} (proxy task)")
-    ax.set_title("search: all children and the latency/accuracy frontier")
+    ax.set_xlabel(label)
+    ax.set_ylabel(metric)
+    ax.set_title("search: all children and the cost/score frontier")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_progress(trials, path: str, metric: str) -> None:
+    """Reward of every scored child, by evolution iteration where the strategy has them
+    (with the Top-P population's best and mean) or by child, with the best so far."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    scored = [t for t in trials if t.reward is not None and t.map is not None]
+    if not scored:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    rewards = np.array([t.reward for t in scored])
+    if all("iteration" in t.extra for t in scored):
+        its = np.array([t.extra["iteration"] for t in scored])
+        ax.scatter(its, rewards, s=10, alpha=0.5, label="children")
+        steps = sorted(set(its))
+        size = max(int((its == 0).sum()), 1)
+        population = [np.sort(rewards[its <= i])[::-1][:size] for i in steps]
+        ax.plot(steps, [p.max() for p in population], "r-", label="population best")
+        ax.plot(steps, [p.mean() for p in population], "k--", label="population mean")
+        ax.set_xlabel("evolution iteration")
+    else:
+        order = np.arange(1, len(scored) + 1)
+        ax.scatter(order, rewards, s=10, alpha=0.5, label="children")
+        ax.plot(order, np.maximum.accumulate(rewards), "r-", label="best so far")
+        ax.set_xlabel("child (finish order)")
+    ax.set_ylabel(f"reward ({metric})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_top_k(top, out_dir: str, config, metric: str) -> str:
+    """top_k.json plus one loadable architecture file per winner (top_k/NAME.json)."""
+    os.makedirs(os.path.join(out_dir, "top_k"), exist_ok=True)
+    rows = []
+    for rank, t in enumerate(top, 1):
+        name = f"{config.space}_found_{rank}"
+        data = {"name": name, "source": f"search {out_dir} ({config.strategy}, "
+                f"{config.evaluator}): trial {t.id}, {metric} {t.map:.4f}, reward "
+                f"{t.reward:.4f}", **t.arch}
+        with open(os.path.join(out_dir, "top_k", f"{name}.json"), "w") as f:
+            f.write(json.dumps(data) + "\n")
+        rows.append({"rank": rank, "trial": t.id, "score": t.reward, "map": t.map,
+                     "latency_ms": t.latency_ms, "madds": t.madds, "arch": t.arch,
+                     "file": os.path.join("top_k", f"{name}.json")})
+    path = os.path.join(out_dir, "top_k.json")
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1)
+    return path

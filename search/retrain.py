@@ -109,10 +109,10 @@ class Pricer:
         if self.config.latency.source != "lut":
             return None
         if self._predict is None:
-            from mnas_tf.spaces import get_space
-            from search.controller import latency_predictor
-            space = get_space(self.config.space, **self.config.space_overrides)
-            self._predict = latency_predictor(self.config, space, progress=True)
+            from search.objectives import latency_predictor
+            from search.spaces import get_space
+            space = get_space(self.config.space, self.config.space_overrides)
+            self._predict = latency_predictor(self.config, space.cell_space, progress=True)
         from mnas_tf.spaces import canonical_dict
         return float(self._predict(canonical_dict(spec)))
 
@@ -120,9 +120,9 @@ class Pricer:
         if not self.measure:
             return None
         if self._evaluator is None:
-            from search.child import ChildEvaluator
-            self._evaluator = ChildEvaluator(self.config.to_dict())
-        return float(self._evaluator.measure_latency(spec))
+            from search.objectives import LatencyMeter
+            self._evaluator = LatencyMeter(self.config)
+        return float(self._evaluator.measure(spec))
 
 
 def retrain_model(target: float, trial, repeats: int, args, pricer: Pricer) -> dict:
@@ -161,8 +161,15 @@ def export_row(row: dict, args) -> str:
 
 def _search_config(store_config: dict):
     from search.config import load_config
-    data = {k: v for k, v in store_config.items() if k != "space_layout"}
-    return load_config(overrides=data)
+    derived = ("space_layout", "framework_layout", "constraint_target")
+    data = {k: v for k, v in store_config.items() if k not in derived}
+    if "update_every" in data:  # a store from before the search framework
+        data["ppo"] = dict(data.get("ppo", {}), update_every=data.pop("update_every"))
+    config = load_config(overrides=data)
+    if config.space == "msnas":
+        raise ValueError("search.retrain rebuilds MnasFPN-family heads; this search's space "
+                         "is msnas (its top_k/*.json files are its architectures)")
+    return config
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -99,6 +99,10 @@ def open_store(out_dir: str, config: dict, resume: bool, name: str = DB_NAME) ->
         raise StoreError(f"{path} already exists; pass --resume to continue that search or "
                          f"--out to start a new one elsewhere")
     if resume and not os.path.exists(path):
+        legacy = os.path.join(out_dir, "trials.sqlite")
+        if os.path.exists(legacy):
+            raise StoreError(f"{legacy} is an MSNAS evolution store from before the search "
+                             f"framework; this version cannot resume it: start a new --out")
         raise StoreError(f"nothing to resume: {path} does not exist")
     if resume:
         check_store(path)
@@ -191,6 +195,11 @@ class TrialStore:
             return
         if row[0] != text:
             old, new = json.loads(row[0]), json.loads(text)
+            if "framework_layout" in new and "framework_layout" not in old:
+                raise ConfigMismatch(
+                    f"{self.path} was made before the search framework (one config for every "
+                    f"search), so this version cannot resume it; start a new --out (its "
+                    f"results stay readable with search.retrain or sqlite3)")
             keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ConfigMismatch(
                 f"{self.path} was made by a search with a different config (differs in: "
@@ -240,6 +249,20 @@ class TrialStore:
                 (status, map, latency_ms, madds, reward, error, json.dumps(metrics or {}),
                  json.dumps(timings or {}), None if extra is None else json.dumps(extra),
                  time.time(), trial_id))
+
+    def set_extra(self, trial_id: int, extra: dict) -> None:
+        """Merges `extra` into a trial's extra (e.g. the retries of a lost child)."""
+        with self.transaction():
+            old = self._db.execute("SELECT extra FROM trials WHERE id=?", (trial_id,)).fetchone()
+            merged = {**json.loads(old[0] or "{}"), **extra}
+            self._db.execute("UPDATE trials SET extra=? WHERE id=?",
+                             (json.dumps(merged), trial_id))
+
+    def requeue(self, trial_id: int) -> None:
+        """One running trial back to pending (its worker died)."""
+        with self.transaction():
+            self._db.execute("UPDATE trials SET status=?, started=NULL WHERE id=?",
+                             (PENDING, trial_id))
 
     def requeue_running(self) -> list[int]:
         """Trials a killed search left running go back to pending (they run again)."""

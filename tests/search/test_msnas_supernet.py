@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mnas_tf.arch.msnas import FEATURE_STRIDES, EncoderSpec, MSNASSpec, valid_utilizations
 from search.msnas_space import MSNASSpace
-from search.supernet import PathAnchors, PathTensors, SuperNet, label_flat_anchors
+from search.evaluators.supernet.msnas import PathAnchors, PathTensors, SuperNet, label_flat_anchors
 
 SIZE = 64
 

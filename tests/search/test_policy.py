@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from search.policy import MovingBaseline, PPOConfig, Policy
+from search.strategies.policy import MovingBaseline, PPOConfig, Policy
 from mnas_tf.spaces import CellSpace, get_space
 from search.toy import ToyObjective
 

@@ -24,6 +24,7 @@ from mnas_tf.spaces import CellSpace
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
+    update_every: int = 4  # one PPO update per K finished children
     hidden: int = 100
     embedding: int = 32
     learning_rate: float = 1e-3
@@ -37,7 +38,7 @@ class PPOConfig:
     prior_scale: float = 20.0
 
     def validate(self) -> None:
-        for name in ("hidden", "embedding", "epochs"):
+        for name in ("update_every", "hidden", "embedding", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ppo.{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:

@@ -1,0 +1,155 @@
+"""Training and checking the MSNAS super-net, from the search config.
+
+`build_trainer` sets up the shared data (a `ProxyEngine`: deferred-label training inputs,
+parsed validation batches, COCO evaluator) and the super-net. `train_supernet` trains it
+from scratch, one uniform valid path per step, checkpointing under OUT/supernet, and
+resumes from the last checkpoint. `rank_check` measures how well one-shot scores rank
+paths against stand-alone training.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+
+import numpy as np
+
+CHECKPOINT_DIR = "supernet"
+FINETUNE_BATCHES = "finetune_batches.pkl"
+
+
+def proxy_config(config):
+    """The data side of the super-net as the proxy engine's config."""
+    from mnas_tf.proxy import ProxyConfig
+    s = config.supernet
+    return ProxyConfig(
+        experiment=s.experiment, train_data=s.train_data, val_data=s.val_data,
+        val_annotations=s.val_data, batch_size=s.batch_size, input_size=s.input_size,
+        eval_batch_size=s.eval_batch_size, max_eval_batches=s.max_eval_batches,
+        params_override=({"task": {"model": {"head": {"num_convs": s.head_convs,
+                                                      "num_filters": s.head_filters}}}},))
+
+
+def build_trainer(config, space):
+    from mnas_tf.proxy import ProxyEngine
+    from search.evaluators.supernet.msnas import SuperNetTrainer, deferred_train_inputs
+    engine = ProxyEngine(proxy_config(config), build_train_inputs=deferred_train_inputs)
+    s = config.supernet
+    return SuperNetTrainer(engine, space.num_blocks, space.channels, s.learning_rate,
+                           s.finetune_learning_rate, seed=config.seed)
+
+
+def _manager(trainer, out_dir: str):
+    import tensorflow as tf
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    ckpt = trainer.checkpoint(step)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(out_dir, CHECKPOINT_DIR),
+                                         max_to_keep=2)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return step, manager
+
+
+def restore_trained(trainer, out_dir: str) -> int:
+    """Loads the super-net a search trained (the workers' copy); returns its step."""
+    step, manager = _manager(trainer, out_dir)
+    if manager.latest_checkpoint is None:
+        raise FileNotFoundError(f"no super-net checkpoint under {out_dir}/{CHECKPOINT_DIR}")
+    return int(step)
+
+
+def train_supernet(trainer, config, space, out_dir: str, progress: bool = True) -> dict:
+    """Trains (or finishes training) the super-net; returns timing figures."""
+    from tqdm import tqdm
+    steps, every = config.supernet.steps, config.supernet.checkpoint_every
+    step, manager = _manager(trainer, out_dir)
+    iterator = trainer.engine._train_iterator  # pylint: disable=protected-access
+    times, losses = [], []
+    bar = tqdm(total=steps, initial=int(step), desc="super-net", disable=not progress,
+               unit="step", dynamic_ncols=True)
+    while int(step) < steps:
+        rng = np.random.default_rng([config.seed, int(step)])
+        batch = next(iterator)
+        t0 = time.perf_counter()
+        losses.append(trainer.step(space.sample(rng), batch))
+        times.append(time.perf_counter() - t0)
+        step.assign_add(1)
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if int(step) % every == 0 or int(step) == steps:
+            manager.save(checkpoint_number=int(step))
+    bar.close()
+    if manager.latest_checkpoint is None:  # steps: 0, the untrained super-net
+        manager.save(checkpoint_number=0)
+    return {"steps": steps, "steps_run": len(times),
+            "median_step_s": float(np.median(times[1:])) if len(times) > 1 else None,
+            "traces": trainer.trace_count()}
+
+
+def load_finetune_batches(trainer, config, out_dir: str) -> None:
+    """The fixed fine-tune batches, drawn once and kept on disk so every worker and a
+    resumed search reuse them."""
+    import tensorflow as tf
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, FINETUNE_BATCHES)
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            batches = pickle.load(f)
+    else:
+        iterator = trainer.engine._train_iterator  # pylint: disable=protected-access
+        batches = [tf.nest.map_structure(lambda t: t.numpy(), next(iterator))
+                   for _ in range(config.supernet.finetune_batches)]
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(batches, f)
+        os.replace(path + ".tmp", path)
+    trainer.finetune_batches = [tf.nest.map_structure(tf.constant, b) for b in batches]
+
+
+def kendall_tau(x, y) -> float:
+    """Kendall's tau-b (scipy), NaN when a side is constant."""
+    import math
+    from scipy import stats
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(stats.kendalltau(x, y).statistic)
+
+
+def rank_check(trainer, config, space, constraint, progress: bool = True) -> dict:
+    """Kendall tau between one-shot scores (with/without fine-tune) and stand-alone ones.
+
+    Stand-alone = the same layers trained from their initial weights on ONE path only
+    (exactly the child network: untaken branches neither run nor move), for
+    `supernet.rank_check_train_steps` steps, same data and optimizer, then evaluated.
+    """
+    from tqdm import tqdm
+    s = config.supernet
+    rng = np.random.default_rng([config.seed, 7])
+    specs, seen = [], set()
+    while len(specs) < s.rank_check_architectures:
+        spec = space.sample(rng)
+        if constraint(spec) and space.arch_hash(spec) not in seen:
+            seen.add(space.arch_hash(spec))
+            specs.append(spec)
+    rows = []
+    trained = trainer.snapshot()
+    for spec in tqdm(specs, desc="one-shot", disable=not progress):
+        plain, _ = trainer.score(spec, 0)
+        tuned, _ = trainer.score(spec, s.finetune_steps)
+        rows.append({"arch": space.key(spec), "madds": constraint.cost(spec),
+                     "one_shot": plain[s.metric], "one_shot_finetuned": tuned[s.metric]})
+    fresh = trainer.initial_state
+    iterator = trainer.engine._train_iterator  # pylint: disable=protected-access
+    t0 = time.perf_counter()
+    for row, spec in zip(rows, specs):
+        trainer.restore(fresh)
+        for _ in tqdm(range(s.rank_check_train_steps), desc="stand-alone",
+                      disable=not progress, leave=False):
+            trainer.step(spec, next(iterator))
+        row["stand_alone"] = trainer.evaluate(spec)[s.metric]
+    trainer.restore(trained)
+    sa = [r["stand_alone"] for r in rows]
+    return {"score": s.metric, "architectures": rows,
+            "kendall_tau_finetuned": kendall_tau([r["one_shot_finetuned"] for r in rows], sa),
+            "kendall_tau_no_finetune": kendall_tau([r["one_shot"] for r in rows], sa),
+            "stand_alone_s": time.perf_counter() - t0}

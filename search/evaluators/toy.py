@@ -1,0 +1,25 @@
+"""The toy evaluator: a known optimum and no training, for tests and benchmarks.
+
+A child's score is the space's toy objective (mean per-decision closeness to a hidden
+target architecture; exactly 1.0 there). `toy.delay_s` sleeps per child, standing in for
+training time so faults can land mid-child.
+"""
+
+from __future__ import annotations
+
+import time
+
+from search.evaluators.base import Evaluator
+
+
+class ToyEvaluator(Evaluator):
+    def __init__(self, config, out_dir=None):
+        super().__init__(config, out_dir)
+        self.objective = self.space.toy_objective(config.seed)
+
+    def score(self, spec, seed: int) -> dict:
+        if self.config.toy.delay_s:
+            time.sleep(self.config.toy.delay_s)
+        value = self.objective.score(spec)
+        return {"status": "done", "map": value, "metrics": {"toy_score": value},
+                "timings": {}}
