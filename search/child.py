@@ -51,7 +51,7 @@ class ChildEvaluator:
 
     def _toy_result(self, spec) -> dict:
         from mnas_tf.spaces import get_space
-        from search.toy import ToyObjective
+        from search.spaces.toy import ToyObjective
         if self._toy is None:
             space = get_space(self.config.space, **self.config.space_overrides)
             self._toy = ToyObjective(space, self.config.seed)

@@ -31,7 +31,7 @@ import numpy as np
 from mnas_tf import console  # first: quiets TensorFlow before it loads
 from mnas_tf.arch.msnas import MSNASSpec
 from search.msnas_config import ConfigError, load_config
-from search.msnas_space import MSNASSpace
+from search.spaces.msnas import MSNASSpace
 from search.store import ConfigMismatch, StoreError
 
 POPULATION_STATE = "evolution"

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from mnas_tf.arch.msnas import MSNASSpec
-from search.msnas_space import MSNASSpace, kendall_tau
+from search.spaces.msnas import MSNASSpace, kendall_tau
 
 SUPERNET_STATE = "supernet"
 
