@@ -7,7 +7,7 @@ controller's own overhead per child. Runs with the shipped defaults.
 The PPO settings (learning rate, entropy bonus, epochs, ...) and the update batch
 (`update_every`) come from the search config, by default the shipped
 `configs/search/default.yaml`; flags override them and the header says so. The toy reward
-(search/toy.py) scores an architecture by its per-decision closeness to a hidden target;
+(search/spaces/toy.py) scores an architecture by its per-decision closeness to a hidden target;
 the optimum is 1.0. Both methods get the same number of samples. Printed: best-so-far
 at several budgets, samples PPO needs to come within 2% of the optimum, whether PPO is
 ahead of random at every budget, and the controller overhead per child (sampling + its
@@ -31,7 +31,7 @@ from mnas_tf.spaces import canonical_dict, get_space  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.strategies.policy import MovingBaseline, Policy  # noqa: E402
 from search.store import arch_hash  # noqa: E402
-from search.toy import ToyObjective  # noqa: E402
+from search.spaces.toy import ToyObjective  # noqa: E402
 
 
 def run_ppo(space, objective, budget, batch, config, seed):

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mnas_tf.arch.msnas import FEATURE_STRIDES, EncoderSpec, MSNASSpec, valid_utilizations
-from search.msnas_space import MSNASSpace
+from search.spaces.msnas import MSNASSpace
 from search.evaluators.supernet.msnas import PathAnchors, PathTensors, SuperNet, label_flat_anchors
 
 SIZE = 64

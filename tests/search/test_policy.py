@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from search.strategies.policy import MovingBaseline, PPOConfig, Policy
 from mnas_tf.spaces import CellSpace, get_space
-from search.toy import ToyObjective
+from search.spaces.toy import ToyObjective
 
 
 @pytest.mark.parametrize("name", ["mnasfpn", "conn_search"])

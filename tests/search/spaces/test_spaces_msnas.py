@@ -7,7 +7,7 @@ import pytest
 
 from mnas_tf.arch import ArchitectureError
 from mnas_tf.arch.msnas import STRIDE_CHOICES, EncoderSpec, MSNASSpec
-from search.msnas_space import MSNASSpace, kendall_tau
+from search.spaces.msnas import MSNASSpace, kendall_tau
 
 
 def _valid_encoders(n):
