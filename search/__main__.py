@@ -17,6 +17,29 @@ e.g. python -m search.controller --config mnasfpn_random --set evaluator=toy --s
 """
 
 
+SPACE_NOTES = {
+    "mnasfpn": "MnasFPN heads (Table 2): F, C, kernel 3/5/7, sum/SE, 5 + 4 blocks",
+    "no_expand": "MnasFPN without expansion (F = C)",
+    "conn_search": "MnasFPN connectivity only: 2..4 inputs merged by sum",
+    "nasfpnlite_s": "NAS-FPNLite-S cells (separable convs, C = 64, sum/attention)",
+    "msnas": "MSNAS per-block strides {0.5, 1, 2} + heads' feature strides",
+}
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a YAML file's leading comment."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("# ").strip())
+    joined = " ".join(words)
+    for end in (". ", ": "):
+        if end in joined:
+            joined = joined.split(end, 1)[0]
+    return joined.rstrip(".:")
+
+
 def _section(title: str, items: dict) -> str:
     width = max(len(k) for k in items)
     return f"{title}:\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in items.items())
@@ -24,13 +47,18 @@ def _section(title: str, items: dict) -> str:
 
 def main(argv=None) -> int:
     from search.evaluators import EVALUATOR_HELP
-    from search.spaces import SPACE_HELP
+    from search.spaces import SPACE_NAMES, get_space
     from search.strategies import STRATEGY_HELP
     from search.config import SEARCH_CONFIG_DIR
-    configs = {p.stem: p.read_text().splitlines()[0].lstrip("# ").strip()
+    configs = {p.stem: _first_sentence(p.read_text())
                for p in sorted(SEARCH_CONFIG_DIR.glob("*.yaml"))}
+    spaces = {}
+    for name in SPACE_NAMES:
+        space = get_space(name)
+        spaces[name] = (f"{SPACE_NOTES.get(name, '')}; {float(space.cardinality()):.2g} "
+                        f"architectures at its defaults")
     print(USAGE)
-    print(_section("spaces (space:)", SPACE_HELP) + "\n")
+    print(_section("spaces (space:, space_overrides:)", spaces) + "\n")
     print(_section("strategies (strategy:)", STRATEGY_HELP) + "\n")
     print(_section("evaluators (evaluator:)", EVALUATOR_HELP) + "\n")
     print(_section("shipped configs (--config NAME)", configs))

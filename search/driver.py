@@ -53,6 +53,7 @@ class Search:
             self.store = trial_store.open_store(out_dir, run_config, resume)
         except (trial_store.ConfigMismatch, trial_store.StoreError) as e:
             raise SearchError(str(e)) from None
+        _check_experiment(config)  # after the store's cheap refusals: it loads Model Garden
         self.executor_kind, self.address = executor, address
         self.rng = np.random.default_rng(config.seed)
         rng = self.store.get_state("sampler_rng")
@@ -90,11 +91,22 @@ class Search:
                                  json.dumps(self.rng.bit_generator.state).encode())
         trial = self.store.get(trial_id)
         if not self.constraint(proposal.spec):  # only strategies that learn from rejects
-            self.store.finish(trial_id, map=None, reward=0.0, madds=self.constraint.cost(
-                proposal.spec), extra={"rejected": "outside the constraint window"})
+            self._reject(trial_id, proposal.spec)
             return True
         self._dispatch(trial)
         return True
+
+    def _reject(self, trial_id: int, spec) -> None:
+        """A child outside the Select window is not evaluated. Its reward is minus its
+        distance beyond the window (relative to the target): below every child inside,
+        and higher the closer it came, so a policy learns its way into the window."""
+        cost = self.constraint.cost(spec)
+        c = self.constraint
+        distance = abs(cost / c.target - 1.0) - c.tolerance
+        self.store.finish(trial_id, map=None, reward=-float(distance), madds=cost,
+                          extra={"rejected": f"outside the constraint window (MAdds "
+                                             f"{cost:.4g}, target {c.target:.4g} "
+                                             f"+-{c.tolerance:.0%})"})
 
     def _dispatch(self, trial) -> None:
         """Reuses a finished duplicate, waits on one in flight, or submits the child."""
@@ -235,6 +247,10 @@ class Search:
         cls = evaluator_class(self.config.evaluator)
         if not cls.needs_prepare:
             return
+        if cls.is_prepared(self.config, self.out_dir):
+            saved = self.store.get_state("prepared")
+            self.prepared = saved[1] if saved else None
+            return
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
             figures, error = pool.submit(_prepare_in_process, self.config.to_dict(),
@@ -337,6 +353,20 @@ def _fmt(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _check_experiment(config) -> None:
+    """The evaluator's Model Garden experiment exists (before any store or worker)."""
+    name = {"proxy": config.proxy.experiment,
+            "supernet": config.supernet.experiment}.get(config.evaluator)
+    if name is None:
+        return
+    from mnas_tf.config_files import ConfigError
+    from mnas_tf.experiment import load_experiment
+    try:
+        load_experiment(name)
+    except ConfigError as e:
+        raise SearchError(f"{config.evaluator}.experiment: {e}") from None
+
+
 def _stored_target(out_dir: str, resume: bool) -> Optional[float]:
     """The constraint target a resumed search resolved when it started (read only)."""
     path = os.path.join(out_dir, trial_store.DB_NAME)
@@ -359,8 +389,12 @@ def _prepare_in_process(config: dict, out_dir: str, progress: bool):
     """The evaluator's `prepare` in a spawned process: (figures, error or None)."""
     from search.config import load_config
     from search.evaluators import evaluator_class
+    import contextlib
     config = load_config(overrides=config)
-    try:
-        return evaluator_class(config.evaluator).prepare(config, out_dir, progress), None
+    log = os.path.join(out_dir, "logs", "prepare.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    try:  # pycocotools and Model Garden print; the progress bar (stderr) stays
+        with open(log, "a") as f, contextlib.redirect_stdout(f):
+            return evaluator_class(config.evaluator).prepare(config, out_dir, progress), None
     except Exception as e:  # pylint: disable=broad-except  (one line for the user)
         return None, f"{config.evaluator} evaluator: {type(e).__name__}: {e}"

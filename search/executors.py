@@ -49,11 +49,12 @@ def trial_log_path(log_dir: Optional[str], trial_id: int) -> Optional[str]:
     return os.path.join(log_dir, f"trial_{trial_id}.log") if log_dir else None
 
 
-def _init_worker(config: dict, log_dir: Optional[str] = None) -> None:
+def _init_worker(config: dict, log_dir: Optional[str] = None,
+                 out_dir: Optional[str] = None) -> None:
     global _WORKER, _LOG_DIR  # pylint: disable=global-statement
     _exit_with_parent()
     from search.evaluators import build_evaluator
-    _WORKER, _LOG_DIR = build_evaluator(config), log_dir
+    _WORKER, _LOG_DIR = build_evaluator(config, out_dir), log_dir
 
 
 def _evaluate_in_worker(trial_id: int, arch: dict, seed: int) -> dict:
@@ -87,11 +88,12 @@ class LocalExecutor:
     """A pool of spawned worker processes (TF state never leaks between driver and child;
     a child that crashes its process is reported as failed)."""
 
-    def __init__(self, config: dict, workers: int, log_dir: Optional[str] = None):
+    def __init__(self, config: dict, workers: int, log_dir: Optional[str] = None,
+                 out_dir: Optional[str] = None):
         context = multiprocessing.get_context("spawn")
         self._pool = futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker,
-            initargs=(config, log_dir))
+            initargs=(config, log_dir, out_dir))
         self._futures: dict[futures.Future, int] = {}
 
     def submit(self, trial_id: int, arch: dict, seed: int) -> None:
@@ -210,11 +212,11 @@ class _RayChild:
 
 
 def make_executor(kind: str, config, address: Optional[str] = None,
-                  log_dir: Optional[str] = None):
+                  log_dir: Optional[str] = None, out_dir: Optional[str] = None):
     """`log_dir`: where workers write trial_N.log (the toy evaluator runs inline, silent)."""
     data = config.to_dict()
     if kind == "ray":
         return RayExecutor(data, config.workers, address, log_dir)
     if config.evaluator == "toy":
         return InlineExecutor(data)
-    return LocalExecutor(data, config.workers, log_dir)
+    return LocalExecutor(data, config.workers, log_dir, out_dir)

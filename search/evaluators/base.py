@@ -28,6 +28,12 @@ class Evaluator:
         self._meter = None
 
     @classmethod
+    def is_prepared(cls, config, out_dir: str) -> bool:
+        """Whether `prepare`'s results are already on disk (checked without TensorFlow,
+        so a resumed search does not start a process for nothing)."""
+        return False
+
+    @classmethod
     def prepare(cls, config, out_dir: str, progress: bool = True) -> Optional[dict]:
         """One-off work before the workers start; returns figures for summary.json."""
         return None

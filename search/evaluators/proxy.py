@@ -23,6 +23,12 @@ class ProxyEvaluator(Evaluator):
         self._engine = None
 
     @classmethod
+    def is_prepared(cls, config, out_dir: str) -> bool:
+        from mnas_tf.warm_start import cached_checkpoint
+        cfg = config.proxy
+        return bool(cfg.init_checkpoint or not cfg.warm_start_steps or cached_checkpoint(cfg))
+
+    @classmethod
     def prepare(cls, config, out_dir: str, progress: bool = True) -> Optional[dict]:
         """Trains the warm-start backbone (cached across searches) unless it exists."""
         from mnas_tf.warm_start import WarmStartError, cached_checkpoint

@@ -220,7 +220,8 @@ class Policy:
         """Padded tensors: previous tokens, actions (global), validity masks, step masks,
         decision-name indices."""
         walks = [self._steps(seq) for seq in sequences]
-        length = max(len(steps) for steps in walks)
+        # padded to the longest sequence the space has, so every update reuses one trace
+        length = max(len(self.vocab.names), *(len(steps) for steps in walks))
         n, v = len(walks), self.vocab.size
         tokens = np.full((n, length), self.vocab.start, np.int32)
         actions = np.zeros((n, length), np.int32)

@@ -20,16 +20,16 @@ HERE = os.path.dirname(__file__)
 TINY_PROXY = os.path.join(HERE, "configs", "tiny_proxy.yaml")
 
 
-def _toy_config(tmp_path, **extra):
-    data = {"evaluator": "toy", "budget": 24, "update_every": 4, "in_flight": 3,
-            "latency": {"source": "none"}, **extra}
+def _toy_config(tmp_path, update_every=4, **extra):
+    data = {"evaluator": "toy", "budget": 24, "ppo": {"update_every": update_every},
+            "in_flight": 3, "latency": {"source": "none"}, **extra}
     path = tmp_path / "toy.yaml"
     path.write_text(json.dumps(data))
     return str(path)
 
 
 @pytest.mark.parametrize("yaml_text, needle", [
-    ("budgett: 3", "unknown key(s) budgett; valid keys are space, space_overrides, seed"),
+    ("budgett: 3", "unknown key(s) budgett; valid keys are space, space_overrides, strategy"),
     ("reward: {target_ms: 0}", "reward.target_ms must be positive"),
     ("reward: {w: 0.3}", "reward.w must be negative"),
     ("budget: 0", "budget must be a positive integer"),

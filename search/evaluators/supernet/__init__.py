@@ -10,6 +10,7 @@ back. Super-nets exist per space: `msnas` today; the MnasFPN-family one is issue
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from search.evaluators.base import Evaluator
@@ -21,6 +22,12 @@ class SupernetEvaluator(Evaluator):
     def __init__(self, config, out_dir=None):
         super().__init__(config, out_dir)
         self._trainer = None
+
+    @classmethod
+    def is_prepared(cls, config, out_dir: str) -> bool:
+        from search.evaluators.supernet.training import trained_steps, FINETUNE_BATCHES
+        return (trained_steps(out_dir) >= config.supernet.steps
+                and os.path.exists(os.path.join(out_dir, FINETUNE_BATCHES)))
 
     @classmethod
     def prepare(cls, config, out_dir: str, progress: bool = True) -> Optional[dict]:

@@ -51,6 +51,18 @@ def _manager(trainer, out_dir: str):
     return step, manager
 
 
+def trained_steps(out_dir: str) -> int:
+    """The step of the super-net's latest checkpoint (-1: none), from the checkpoint
+    index file alone (no TensorFlow)."""
+    import re
+    path = os.path.join(out_dir, CHECKPOINT_DIR, "checkpoint")
+    if not os.path.exists(path):
+        return -1
+    with open(path) as f:
+        match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', f.read(), re.M)
+    return int(match.group(1)) if match else -1
+
+
 def restore_trained(trainer, out_dir: str) -> int:
     """Loads the super-net a search trained (the workers' copy); returns its step."""
     step, manager = _manager(trainer, out_dir)

@@ -1,4 +1,5 @@
-"""`python -m search.evolution` survives kill -9: resume loses and repeats nothing."""
+"""`python -m search.evolution` (evolution over the MSNAS super-net) survives kill -9 of its
+driver: the super-net is trained once, the resume loses and repeats nothing."""
 
 import json
 import os
@@ -9,12 +10,19 @@ import sys
 import time
 
 TINY = """
-space: {num_blocks: 5, channels: 8}
-data: {input_size: 128, batch_size: 2, eval_batch_size: 8, max_eval_batches: 1}
-supernet: {steps: 4, checkpoint_every: 2}
-finetune: {steps: 1, batches: 1}
-evolution: {population: 3, iterations: 3, max_attempts: 30, random_children: 1, top_k: 2}
-constraint: {tolerance: 0.2}
+space: msnas
+space_overrides: {num_blocks: 5, channels: 8}
+strategy: evolution
+evaluator: supernet
+budget: null
+workers: 1
+in_flight: 1
+top_k: 2
+latency: {source: none}
+constraint: {type: madds, tolerance: 0.2}
+supernet: {input_size: 128, batch_size: 2, eval_batch_size: 8, max_eval_batches: 1,
+           steps: 4, checkpoint_every: 2, finetune_steps: 1, finetune_batches: 1}
+evolution: {population: 3, iterations: 3, max_attempts: 30, random_children: 1}
 """
 
 
@@ -37,7 +45,7 @@ def test_kill_9_mid_evolution_then_resume(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)
     out = tmp_path / "out"
-    db = str(out / "trials.sqlite")
+    db = str(out / "search.sqlite")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(_cli("--config", str(cfg), "--out", str(out)), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -67,4 +75,6 @@ def test_kill_9_mid_evolution_then_resume(tmp_path):
     assert max(json.loads(r[5])["iteration"] for r in rows) == 3
     top = json.loads((out / "top_k.json").read_text())
     assert len(top) == 2 and top[0]["score"] == max(r[2] for r in rows)
-    assert (out / "evolution.png").stat().st_size > 0
+    assert (out / "progress.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prepared"]["steps"] == 4 and summary["strategy"] == "evolution"

@@ -1,0 +1,97 @@
+"""Shared by the strategy x space matrix tests: a toy search killed with SIGKILL mid-run,
+then resumed, must lose and repeat nothing (and, where the strategy's proposals do not
+depend on timing, end exactly like an uninterrupted run)."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+SPACE_SETTINGS = {
+    "mnasfpn": {"space": "mnasfpn"},
+    "msnas": {"space": "msnas", "space_overrides": {"num_blocks": 6, "channels": 8},
+              "constraint": {"type": "madds", "tolerance": 0.1}},
+}
+# strategies whose proposals depend only on the seed and the results, never on timing
+TIMING_FREE = ("evolution", "random")
+
+
+def config_text(space: str, strategy: str) -> str:
+    data = {**SPACE_SETTINGS[space], "strategy": strategy, "evaluator": "toy",
+            "budget": 14, "workers": 1, "in_flight": 2, "latency": {"source": "none"},
+            "toy": {"delay_s": 0.15}, "ppo": {"update_every": 4},
+            "regularized_evolution": {"population": 6, "sample_size": 3}}
+    if strategy == "evolution":
+        data.update(budget=None, evolution={"population": 4, "iterations": 2,
+                                            "max_attempts": 30, "random_children": 1})
+    return json.dumps(data)
+
+
+def _rows(db):
+    if not os.path.exists(db):
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+            return c.execute("SELECT id, arch_hash, reward, status, attempts, extra, finished "
+                             "FROM trials ORDER BY id").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def _cli(config, out, *extra):
+    return [sys.executable, "-m", "search.controller", "--config", config, "--out", out,
+            "--quiet", *extra]
+
+
+def check_kill_and_resume(tmp_path, space: str, strategy: str) -> None:
+    config = tmp_path / "toy.yaml"
+    config.write_text(config_text(space, strategy))
+    out, ref = str(tmp_path / "killed"), str(tmp_path / "reference")
+    db = os.path.join(out, "search.sqlite")
+    proc = subprocess.Popen(_cli(str(config), out), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if sum(r[3] == "done" for r in _rows(db)) >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"ended before the kill: {proc.stderr.read()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL) if _group_alive(proc.pid) else None
+    before = {r[0]: r for r in _rows(db) if r[3] == "done"}
+    assert len(before) >= 4
+
+    resumed = subprocess.run(_cli(str(config), out, "--resume"), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = _rows(db)
+    assert all(r[3] == "done" for r in rows)
+    if strategy != "evolution":
+        assert len(rows) == 14
+    else:
+        assert max(json.loads(r[5])["iteration"] for r in rows) == 2
+    for r in rows:
+        if r[0] in before:  # finished before the kill: untouched
+            assert r == before[r[0]]
+        assert r[4] <= 2  # 2: it was in flight at the kill and ran again
+    evaluated = [r[1] for r in rows if not {"reused_from", "rejected"} & set(json.loads(r[5]))]
+    assert len(evaluated) == len(set(evaluated))  # no architecture evaluated twice
+    if strategy in TIMING_FREE:
+        reference = subprocess.run(_cli(str(config), ref), capture_output=True, text=True,
+                                   timeout=300)
+        assert reference.returncode == 0, reference.stderr[-3000:]
+        expected = [(r[1], r[2]) for r in _rows(os.path.join(ref, "search.sqlite"))]
+        assert [(r[1], r[2]) for r in rows] == expected
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except OSError:
+        return False
