@@ -95,12 +95,16 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.timeout(1200)
 def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, console_noise):
-    """A real proxy search (3 children, 2 steps each): its driver killed with SIGKILL after
+    """A real proxy search (3 children, 2 steps each, regularized evolution): its driver
+    killed with SIGKILL after
     the first child finished (its workers must exit with it), then resumed to the end."""
     out = str(tmp_path / "search")
     db = os.path.join(out, "search.sqlite")
+    # a non-default combination on the real proxy: aging evolution, 2 random children
+    # and then a mutation of the better one
     cmd = [sys.executable, "-m", "search.controller", "--config", TINY_PROXY, "--out", out,
-           "--quiet"]
+           "--quiet", "--set", "strategy=regularized_evolution", "--set",
+           "regularized_evolution.population=2", "--set", "regularized_evolution.sample_size=2"]
     process = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
@@ -138,6 +142,7 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, console_noise):
                                                        1)
         else:
             assert t.attempts in (1, 2)  # 2 = was running at the kill and was requeued
+    assert [t.extra["origin"] for t in trials] == ["random", "random", "mutate"]
 
 
 @pytest.mark.timeout(600)
