@@ -83,6 +83,48 @@ def test_local_worker_killed_mid_child_is_lost_then_replaced():
         executor.shutdown()
 
 
+DRIVER = """
+import sys, time
+import numpy as np
+from mnas_tf.spaces import canonical_dict, get_space
+from search.config import load_config
+from search.executors import make_executor
+config = load_config(overrides={"evaluator": "toy", "latency": {"source": "none"},
+                                "toy": {"delay_s": 60}, "workers": 1, "in_flight": 1})
+executor = make_executor("local", config)
+executor.submit(1, canonical_dict(get_space("mnasfpn").sample(np.random.default_rng(0))), 0)
+while not executor.started():
+    time.sleep(0.1)
+print(executor.started()[1], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_local_workers_exit_with_their_driver():
+    """A driver killed with SIGKILL leaves no worker holding its memory."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
+                                                         os.environ.get("PYTHONPATH", "")]))
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        worker = int(driver.stdout.readline())
+        assert _parent(worker) == driver.pid
+    finally:
+        driver.kill()
+        driver.wait()
+    _until(lambda: not os.path.exists(f"/proc/{worker}") or _zombie(worker), 30,
+           f"worker {worker} to exit with its driver")
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 @pytest.mark.timeout(300)
 def test_local_child_queued_behind_a_killed_one_is_resubmitted():
     executor = make_executor("local", _config(toy={"delay_s": 3}, in_flight=2))
