@@ -133,6 +133,7 @@ class LocalExecutor:
         self._workers, self._args = workers, (config, log_dir, out_dir)
         self._jobs: dict[futures.Future, tuple[int, dict, int]] = {}
         self._started: dict[int, int] = {}  # trial id -> pid of the worker it began on
+        self._ready: list[Result] = []  # found while recovering, for the next wait()
         self._new_pool()
 
     def _new_pool(self) -> None:
@@ -142,11 +143,15 @@ class LocalExecutor:
             initargs=(*self._args, self._messages))
 
     def submit(self, trial_id: int, arch: dict, seed: int) -> None:
-        self._jobs[self._pool.submit(_evaluate_in_worker, trial_id, arch, seed)] = (
-            trial_id, arch, seed)
+        try:
+            future = self._pool.submit(_evaluate_in_worker, trial_id, arch, seed)
+        except BrokenProcessPool:  # a worker died since the last wait
+            self._recover()
+            future = self._pool.submit(_evaluate_in_worker, trial_id, arch, seed)
+        self._jobs[future] = (trial_id, arch, seed)
 
     def running(self) -> int:
-        return len(self._jobs)
+        return len(self._jobs) + len(self._ready)
 
     def started(self) -> dict[int, int]:
         """trial id -> pid of the worker process evaluating it, for each child begun."""
@@ -160,27 +165,27 @@ class LocalExecutor:
                 self._started[trial_id] = pid
 
     def wait(self) -> list[Result]:
-        if not self._jobs:
-            return []
-        processes = dict(getattr(self._pool, "_processes", None) or {})
-        done, _ = futures.wait(list(self._jobs), return_when=futures.FIRST_COMPLETED)
-        self._drain()
-        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-            return self._recover(processes)
-        results = []
-        for future in sorted(done, key=lambda f: self._jobs[f][0]):
-            trial_id = self._jobs.pop(future)[0]
-            self._started.pop(trial_id, None)
-            try:
-                results.append((trial_id, future.result()))
-            except Exception as e:  # pylint: disable=broad-except  (e.g. an unpicklable result)
-                results.append((trial_id, _failed(f"child raised in its worker: "
-                                                  f"{_one_line(e)}")))
+        while not self._ready and self._jobs:
+            done, _ = futures.wait(list(self._jobs), return_when=futures.FIRST_COMPLETED)
+            self._drain()
+            if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                self._recover()
+                continue
+            for future in sorted(done, key=lambda f: self._jobs[f][0]):
+                trial_id = self._jobs.pop(future)[0]
+                self._started.pop(trial_id, None)
+                try:
+                    self._ready.append((trial_id, future.result()))
+                except Exception as e:  # pylint: disable=broad-except  (an unpicklable result)
+                    self._ready.append((trial_id, _failed(f"child raised in its worker: "
+                                                          f"{_one_line(e)}")))
+        results, self._ready = self._ready, []
         return results
 
-    def _recover(self, processes: dict) -> list[Result]:
+    def _recover(self) -> None:
         """A worker died: the broken pool fails every job at once. Reports the begun
-        ones lost, replaces the pool and resubmits the rest."""
+        ones lost (in `_ready`), replaces the pool and resubmits the rest."""
+        processes = dict(getattr(self._pool, "_processes", None) or {})
         futures.wait(list(self._jobs), timeout=60)
         self._drain()
         self._close(processes)
@@ -192,7 +197,7 @@ class LocalExecutor:
                    else "a worker process")
         jobs, self._jobs = self._jobs, {}
         begun = {trial_id for trial_id, _, _ in jobs.values() if trial_id in self._started}
-        results, resubmit = [], []
+        results, resubmit = self._ready, []
         for future, (trial_id, arch, seed) in sorted(jobs.items(), key=lambda j: j[1][0]):
             error = future.exception() if future.done() else TimeoutError("no answer")
             pid = self._started.pop(trial_id, None)
@@ -214,7 +219,6 @@ class LocalExecutor:
         self._new_pool()
         for job in resubmit:
             self.submit(*job)
-        return results
 
     def _close(self, processes: Optional[dict] = None) -> None:
         processes = list((processes or getattr(self._pool, "_processes", None) or {}).values())
@@ -228,9 +232,9 @@ class LocalExecutor:
     def shutdown(self) -> None:
         """Stops the workers now: every finished child is already recorded, and a child
         still training is requeued by --resume."""
-        processes = dict(getattr(self._pool, "_processes", None) or {})
-        self._close(processes)
+        self._close()
         self._jobs.clear()
+        self._ready.clear()
 
 
 def _ray_lost_errors() -> tuple:
@@ -240,6 +244,10 @@ def _ray_lost_errors() -> tuple:
     return tuple(getattr(rx, name) for name in (
         "RayActorError", "NodeDiedError", "WorkerCrashedError", "ObjectLostError",
         "LocalRayletDiedError") if hasattr(rx, name))
+
+
+def _actor_key(actor) -> str:
+    return actor._actor_id.hex()  # pylint: disable=protected-access
 
 
 class RayExecutor:
@@ -306,7 +314,7 @@ class RayExecutor:
     def _actor_started(self, ref) -> None:
         actor = self._starting.pop(ref)
         try:
-            self._where[actor._actor_id.hex()] = self._ray.get(ref)  # pylint: disable=protected-access
+            self._where[_actor_key(actor)] = self._ray.get(ref)
         except Exception as e:  # pylint: disable=broad-except  (its __init__ raised, its node died)
             self._start_failures += 1
             if self._start_failures >= self._max_start_failures:
@@ -324,7 +332,7 @@ class RayExecutor:
         except self._ray.exceptions.RayTaskError as e:  # raised inside the child
             result = _failed(f"child raised in its Ray actor: {_one_line(e)}")
         except self._lost_errors as e:
-            where = self._where.pop(actor._actor_id.hex(), "unknown place")  # pylint: disable=protected-access
+            where = self._where.pop(_actor_key(actor), "unknown place")
             try:
                 self._ray.kill(actor, no_restart=True)
             except Exception:  # pylint: disable=broad-except  (already gone)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.executors import (InlineExecutor, LocalExecutor, RayExecutor, make_executor)
+from search.executors import InlineExecutor, LocalExecutor, RayExecutor, make_executor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def test_make_executor_runs_sleeping_toys_in_workers():
 
 @pytest.mark.timeout(300)
 def test_local_worker_killed_mid_child_is_lost_then_replaced():
-    executor = make_executor("local", _config())
+    executor = make_executor("local", _config(toy={"delay_s": 4}))
     try:
         executor.submit(1, _arch(), 0)
         pid = _until(lambda: executor.started().get(1), 120, "the worker to begin trial 1")
@@ -68,7 +68,7 @@ def test_local_worker_killed_mid_child_is_lost_then_replaced():
         os.kill(pid, signal.SIGKILL)
         start = time.time()
         [(trial, result)] = executor.wait()
-        assert time.time() - start < 4  # found dead, not waited out (the toy sleeps 5 s)
+        assert time.time() - start < 3  # found dead, not waited out (the toy sleeps 4 s)
         assert trial == 1 and result == {
             "status": "lost", "metrics": {}, "timings": {},
             "error": f"worker process {pid} died mid-child (killed by SIGKILL)"}
@@ -78,7 +78,13 @@ def test_local_worker_killed_mid_child_is_lost_then_replaced():
         executor.submit(3, _arch(), 0)
         [(trial, result)] = executor.wait()
         assert trial == 3 and result["status"] == "done"
-        assert result["timings"]["worker_pid"] not in (pid, os.getpid())
+        idle = result["timings"]["worker_pid"]
+        assert idle not in (pid, os.getpid())
+        os.kill(idle, signal.SIGKILL)  # dies between children: the next submit recovers
+        _until(lambda: not os.path.exists(f"/proc/{idle}"), 30, "the pool to reap it")
+        executor.submit(4, _arch(), 0)
+        [(trial, result)] = executor.wait()
+        assert trial == 4 and result["status"] == "done", result
     finally:
         executor.shutdown()
 
