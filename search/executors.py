@@ -246,6 +246,22 @@ def _ray_lost_errors() -> tuple:
         "LocalRayletDiedError") if hasattr(rx, name))
 
 
+def _join_error(address: str, error: BaseException) -> str:
+    """One line for a failed `ray.init(address)`, with the fix when Ray's token auth (on
+    by default for `ray start --head` where a token exists) refused this driver. Ray puts
+    the real cause in a message's text, not in `__cause__`."""
+    chain, e = [], error
+    while e is not None:
+        chain.append(e)
+        e = e.__cause__
+    if any("AuthenticationError" in str(e) or "InvalidAuthToken" in str(e) for e in chain):
+        return (f"the Ray cluster at {address} refused this driver's token: set "
+                f"RAY_AUTH_MODE=token and give this machine the head's token "
+                f"(~/.ray/auth_token or RAY_AUTH_TOKEN), or start the cluster with "
+                f"RAY_AUTH_MODE=disabled on a trusted network")
+    return f"cannot join the Ray cluster at {address}: {_one_line(chain[-1], 200)}"
+
+
 def _actor_key(actor) -> str:
     return actor._actor_id.hex()  # pylint: disable=protected-access
 
@@ -264,7 +280,10 @@ class RayExecutor:
         if not ray.is_initialized():
             if address:
                 check_reachable(address)
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except ConnectionError as e:  # e.g. the cluster wants a token this lacks
+                    raise ExecutorError(_join_error(address, e)) from None
             else:
                 ray.init(num_cpus=max(workers, 1), include_dashboard=False,
                          log_to_driver=False)
