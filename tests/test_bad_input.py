@@ -54,9 +54,9 @@ def test_search_config_types(tmp_path, yaml_text, needle):
 
 
 @pytest.mark.parametrize("yaml_text, needle", [
-    ("evolution: {mutation_prob: high}", "'evolution.mutation_prob' must be a number, got "
+    ("evolution: {mutation_prob: high}", "evolution.mutation_prob must be a number, got "
                                          "'high'"),
-    ("evolution: {population: 2.5}", "'evolution.population' must be an integer, got 2.5"),
+    ("evolution: {population: 2.5}", "evolution.population must be an integer, got 2.5"),
 ])
 def test_evolution_config_types(tmp_path, yaml_text, needle):
     path = tmp_path / "bad.yaml"
@@ -75,7 +75,7 @@ def test_a_failed_start_leaves_no_database_behind(tmp_path):
     assert result["code"] == 2 and "Traceback" not in result["stderr"], result["stderr"]
     assert not (out / "search.sqlite").exists()
     good = tmp_path / "good.yaml"
-    good.write_text("evaluator: toy\nbudget: 4\nupdate_every: 2\nlatency: {source: none}\n")
+    good.write_text("evaluator: toy\nbudget: 4\nppo: {update_every: 2}\nlatency: {source: none}\n")
     rerun = _run("search.controller", "--config", good, "--out", out, "--quiet")
     assert rerun["code"] == 0, rerun["stderr"][-2000:]
     # no latency: no frontier plot, and the results line does not claim one
