@@ -110,7 +110,7 @@ def main():
     parser.add_argument("--space", default=None, help="default: the config's space")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch", type=int, default=None,
-                        help="children per PPO update (default: the config's update_every)")
+                        help="children per PPO update (default: the config's ppo.update_every)")
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--entropy", type=float, default=None, help="entropy bonus")
     parser.add_argument("--epochs", type=int, default=None)
@@ -121,7 +121,7 @@ def main():
                                  ("entropy", args.entropy), ("epochs", args.epochs))
                if v is not None}
     config = dataclasses.replace(search.ppo, **changes)
-    batch = args.batch or search.update_every
+    batch = args.batch or search.ppo.update_every
     name = args.space or search.space
     space = get_space(name, **(search.space_overrides if name == search.space else {}))
     changed = dict(changes, **({"batch": batch} if args.batch else {}))

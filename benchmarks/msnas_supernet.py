@@ -1,6 +1,6 @@
 """MSNAS super-net step time vs a stand-alone child of the same path (goal <= 1.5x).
 
-Super-net: `search.supernet` — one compiled step serving every path (switch_case choices,
+Super-net: `search.evaluators.supernet.msnas` — one compiled step serving every path (switch_case choices,
 in-graph labelling of the path's anchors). Child: the same architecture built through
 Model Garden (`msnas_synthetic`, MSNAS backbone, group-anchor parser labels in tf.data),
 trained with the project's compiled loop. Same input size, batch, head and optimizer.
@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-def child_runner(cfg: dict, spec):
+def child_runner(cfg, spec):
     """run(steps) -> seconds, for the stand-alone child trained via Model Garden's task."""
     import tensorflow as tf
     from official.core import task_factory
@@ -27,7 +27,7 @@ def child_runner(cfg: dict, spec):
     from mnas_tf.data_paths import resolve_data_paths
     from mnas_tf.experiment import load_experiment
     from mnas_tf.proxy import make_train_loop
-    from search.msnas_pipeline import proxy_config
+    from search.evaluators.supernet.training import proxy_config
     pc = proxy_config(cfg)
     size = pc.input_size
     params = resolve_data_paths(load_experiment(pc.experiment, [
@@ -50,13 +50,12 @@ def child_runner(cfg: dict, spec):
     return run
 
 
-def supernet_runners(cfg: dict, spec):
+def supernet_runners(cfg, space, spec):
     import numpy as np
 
-    from search.msnas_pipeline import build_trainer, space_of
-    trainer = build_trainer(cfg)
+    from search.evaluators.supernet.training import build_trainer
+    trainer = build_trainer(cfg, space)
     iterator = trainer.engine._train_iterator  # pylint: disable=protected-access
-    space = space_of(cfg)
     rng = np.random.default_rng(0)
     trainer.step(spec, next(iterator))  # trace + warm-up
 
@@ -78,7 +77,8 @@ def supernet_runners(cfg: dict, spec):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="search YAML (default: the embedded default)")
+    parser.add_argument("--config", default="msnas_default",
+                        help="search config (default: msnas_default)")
     parser.add_argument("--arch", help="path JSON (default: a fixed random valid path)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
@@ -86,22 +86,22 @@ def main():
     import numpy as np
 
     from mnas_tf.arch.msnas import load_msnas
-    from search.msnas_config import load_config
-    from search.msnas_pipeline import space_of
+    from search.config import load_config
+    from search.spaces import get_space
     cfg = load_config(args.config)
-    spec = load_msnas(args.arch) if args.arch else space_of(cfg).sample(
-        np.random.default_rng(123))
-    fixed, sampled, trainer = supernet_runners(cfg, spec)
+    space = get_space(cfg.space, cfg.space_overrides)
+    spec = load_msnas(args.arch) if args.arch else space.sample(np.random.default_rng(123))
+    fixed, sampled, trainer = supernet_runners(cfg, space, spec)
     runners = {"super-net, this path": fixed, "super-net, sampled paths": sampled,
                "stand-alone child": child_runner(cfg, spec)}
     best = {name: float("inf") for name in runners}
     for _ in range(args.rounds):
         for name, run in runners.items():
             best[name] = min(best[name], run(args.steps))
-    d = cfg["data"]
+    d = cfg.supernet
     print(f"path strides {list(spec.encoder.strides)} heads {list(spec.feature_strides)}, "
-          f"{cfg['space']['channels']} channels, input {d['input_size']}, batch "
-          f"{d['batch_size']}, best of {args.rounds} x {args.steps} steps")
+          f"{space.channels} channels, input {d.input_size}, batch "
+          f"{d.batch_size}, best of {args.rounds} x {args.steps} steps")
     for name, t in best.items():
         print(f"{name:26s} {1000 * t / args.steps:8.1f} ms/step")
     child = best["stand-alone child"]
