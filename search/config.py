@@ -194,36 +194,30 @@ def _build(cls, data: Any, where: str):
         raise SearchConfigError(f"{where}: {e}") from None
 
 
-def _merge(base: dict, layer: dict) -> dict:
+def _merge(base: dict, layer: dict, whole: Sequence[str] = ("space_overrides",)) -> dict:
+    """`layer` over `base`, mapping by mapping; the keys in `whole` are replaced whole (a
+    config's space settings are the space's, not the default's plus its)."""
     out = dict(base)
     for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "space_overrides":
-            out[key] = _merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in whole:
+            out[key] = _merge(out[key], value, whole)
         else:
             out[key] = value
     return out
 
 
 def parse_sets(items: Sequence[str]) -> dict:
-    """`--set KEY=VALUE` (dotted keys, YAML values, repeatable) as one nested mapping."""
-    import yaml
+    """`--set KEY=VALUE` (dotted keys, YAML values, repeatable) as one nested mapping, in
+    Model Garden's override syntax (`mnas_tf.overrides`)."""
+    from mnas_tf.overrides import parse_override
     out: dict = {}
     for item in items or ():
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+        key = item.partition("=")[0].strip()
+        parsed = parse_override(item) if "=" in item and key else None
+        if not isinstance(parsed, dict) or any(not p for p in key.split(".")):
             raise SearchConfigError(f"--set {item!r} is not KEY=VALUE (e.g. --set budget=20, "
                                     f"--set ppo.learning_rate=0.001)")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            raise SearchConfigError(f"--set {item!r}: cannot parse the value {text!r}") from None
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SearchConfigError(f"--set {item!r} conflicts with an earlier --set")
-        node[parts[-1]] = value
+        out = _merge(out, parsed, whole=())
     return out
 
 
