@@ -4,8 +4,10 @@ beside the paper's Table 2, or the decision sequence of one architecture.
     python -m search.space mnasfpn --json
     python -m search.space mnasfpn --encode configs/architectures/mnasfpn.json
     python -m search.space no_expand --space-overrides '{"intermediate_blocks": 3}'
+    python -m search.space msnas --encode configs/architectures/msnas/msnas_r18_top1.json
 
-The spaces themselves live in `mnas_tf.spaces`, where the latency table can use them too.
+The spaces live in `search.spaces` (the MnasFPN family's cells in `mnas_tf.spaces`, where
+the latency table can use them too).
 Exit code 2 with one line for an unknown space, bad overrides, or a spec outside the space.
 """
 
@@ -13,44 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Optional, Sequence
 
 from mnas_tf.arch import ArchitectureError, load_architecture
-from mnas_tf.spaces import PAPER_CARDINALITY, SPACES, DecisionError
-from mnas_tf.spaces.settings import space_from_settings
-
-
-def describe(space) -> dict:
-    """The space's size and shape as JSON data (the CLI's --json object)."""
-    cardinality = space.cardinality()
-    ordered = space.cardinality(ordered_inputs=True)
-    shortest = []
-    space.run(lambda kind, name, valid: shortest.append(valid[0]) or valid[0])
-    paper = PAPER_CARDINALITY.get(space.name)
-    return {
-        "space": space.name, "family": space.family,
-        "cardinality": float(cardinality), "log10_cardinality": math.log10(cardinality),
-        "paper_cardinality": paper,
-        "log10_ratio_to_paper": None if paper is None else math.log10(cardinality / paper),
-        "cardinality_ordered_inputs": float(ordered),
-        "log10_ratio_to_paper_ordered_inputs":
-            None if paper is None else math.log10(ordered / paper),
-        "decisions": space.max_length if "num_inputs" in space.kinds else len(shortest),
-        "decisions_min": len(shortest),
-        "intermediate_blocks": space.intermediate_blocks,
-        "output_blocks": len(space.levels), "levels": list(space.levels),
-        "choices": {kind: list(values) for kind, values in space.kinds.items()
-                    if kind != "input"},
-        "max_inputs": space.max_inputs, "formula": space.cardinality_formula(),
-    }
+from mnas_tf.arch.msnas import load_msnas
+from search.spaces import SPACE_NAMES, DecisionError, describe, get_space
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m search.space", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("space", help=f"one of {', '.join(SPACES)}")
+    parser.add_argument("space", help=f"one of {', '.join(SPACE_NAMES)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--encode", metavar="SPEC.json",
                         help="print this architecture's decision sequence in the space")
@@ -62,10 +38,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        space = space_from_settings(args.space, json.loads(args.space_overrides),
-                                    "--space-overrides")
+        space = get_space(args.space, json.loads(args.space_overrides), "--space-overrides")
         if args.encode:
-            spec = load_architecture(args.encode)
+            load = load_architecture if space.cell_space is not None else load_msnas
+            spec = load(args.encode)
             print(json.dumps(space.encode(spec)))
             return 0
     except json.JSONDecodeError as e:
@@ -80,6 +56,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = describe(space)
     if args.json:
         print(json.dumps(info))
+        return 0
+    if info["family"] == "msnas":
+        print(f"space msnas: {info['num_blocks']} blocks of {info['channels']} channels, "
+              f"{info['decisions']} decisions (block strides, then head feature strides)")
+        print(f"cardinality {info['cardinality']:.6g} (10^{info['log10_cardinality']:.2f}) "
+              f"(valid encoder, valid utilization) pairs")
         return 0
     paper = info["paper_cardinality"]
     print(f"space {info['space']} (family {info['family']}): {info['intermediate_blocks']} "

@@ -78,3 +78,27 @@ def test_kendall_tau():
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_the_program_never_offers_a_dead_end():
+    """Single-stride encoders (all-normal; one downsample then all-normal) have no valid
+    utilization, so the program steers away from them; heads follow eq. 7 prefixes."""
+    space = MSNASSpace(4, 8)
+    normal = STRIDE_CHOICES.index(1)
+    seen = []
+
+    def choose(kind, name, valid):
+        seen.append((name, valid))
+        return normal if normal in valid else valid[-1]
+    spec = space.run(choose)
+    assert [n for n, _ in seen] == space.decision_names()
+    assert seen[3][1] == (2,) and spec.encoder.strides == (1, 1, 1, 2)  # not all-normal
+    assert seen[4][1] == (0,) and spec.feature_strides[0] == 4  # stride 8 alone would be
+    assert len(seen[5][1]) == 2  # 4 or 8: the finest head needs stride <= 8 from 4 and 8
+    script, offered = iter([2, 1, 1, 0, 0, 1, 1, 1, 1]), []
+    spec = space.run(lambda kind, name, valid: offered.append(valid) or next(script))
+    assert offered[3] == (0, 2)  # after (2, 1, 1) a normal block would leave only stride 8
+    assert spec.to_dict()["strides"] == [2, 1, 1, 0.5]
+    for spec in map(space.decode, [space.sample_decisions(np.random.default_rng(s))
+                                   for s in range(50)]):
+        assert len(set(spec.encoder.block_strides())) > 1
