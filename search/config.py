@@ -351,8 +351,8 @@ def _validate_combination(config: SearchConfig, space) -> None:
         raise SearchConfigError(f"evaluator proxy trains MnasFPN-family heads; space "
                                 f"{config.space} needs evaluator supernet (or toy)")
     if config.evaluator == "supernet" and cell:
-        raise SearchConfigError(f"evaluator supernet exists for space msnas only; a MnasFPN "
-                                f"super-net is not built yet: use evaluator proxy (or toy)")
+        raise SearchConfigError("evaluator supernet exists for space msnas only; a MnasFPN "
+                                "super-net is not built yet: use evaluator proxy (or toy)")
     if config.latency.source != "none" and not cell:
         raise SearchConfigError(f"latency.source {config.latency.source}: no latency table "
                                 f"exists for space {config.space}; set latency.source none")

@@ -23,7 +23,7 @@ import os
 import time
 from typing import Optional
 
-from mnas_tf import console  # noqa: F401  (first: quiets TensorFlow before it loads)
+from mnas_tf import console  # noqa: F401  pylint: disable=unused-import  (first: quiets TensorFlow)
 import numpy as np  # noqa: E402
 
 from search import store as trial_store  # noqa: E402

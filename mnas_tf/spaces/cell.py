@@ -63,6 +63,32 @@ class Step:
     choice: int
 
 
+def replay(run: Callable[[Chooser], object], space: str, decisions: Sequence[int]):
+    """(what `run` returns, the steps taken) when a space's program is fed `decisions`;
+    DecisionError names the first decision that does not fit, or a length mismatch. The
+    one decoder of every decision-program space."""
+    steps: list[Step] = []
+
+    def choose(kind, name, valid):
+        i = len(steps)
+        if i >= len(decisions):
+            raise DecisionError(f"space {space!r}: the sequence ends at decision {i} "
+                                f"({name}); it needs more decisions")
+        choice = decisions[i]
+        if isinstance(choice, bool) or not isinstance(choice, (int, np.integer)) \
+                or int(choice) not in valid:
+            raise DecisionError(f"space {space!r}: decision {i} ({name}) is "
+                                f"{choice!r}, valid here are {list(valid)}")
+        steps.append(Step(kind, name, tuple(valid), int(choice)))
+        return int(choice)
+
+    result = run(choose)
+    if len(steps) != len(decisions):
+        raise DecisionError(f"space {space!r}: {len(decisions)} decisions given, the "
+                            f"program uses {len(steps)}")
+    return result, steps
+
+
 @dataclasses.dataclass(frozen=True)
 class CellSpace:
     """`intermediate_blocks` free blocks, then one output block per level min..max."""
@@ -192,25 +218,7 @@ class CellSpace:
     # ----------------------------------------------------------------- codecs
     def decode_steps(self, decisions: Sequence[int]) -> tuple[MnasFPNSpec, list[Step]]:
         """The pruned spec of a decision sequence and the steps taken (kinds, valid sets)."""
-        steps: list[Step] = []
-        position = iter(range(len(decisions) + 1))
-
-        def choose(kind, name, valid):
-            i = next(position)
-            if i >= len(decisions):
-                raise DecisionError(f"space {self.name!r}: the sequence ends at decision {i} "
-                                    f"({name}); it needs more decisions")
-            choice = decisions[i]
-            if not isinstance(choice, (int, np.integer)) or int(choice) not in valid:
-                raise DecisionError(f"space {self.name!r}: decision {i} ({name}) is "
-                                    f"{choice!r}, valid here are {list(valid)}")
-            steps.append(Step(kind, name, tuple(valid), int(choice)))
-            return int(choice)
-
-        spec = self.run(choose)
-        if len(steps) != len(decisions):
-            raise DecisionError(f"space {self.name!r}: {len(decisions)} decisions given, the "
-                                f"cell uses {len(steps)}")
+        spec, steps = replay(self.run, self.name, decisions)
         return spec.pruned(), steps
 
     def decode(self, decisions: Sequence[int]) -> MnasFPNSpec:

@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Any, Optional
 
-from mnas_tf import console  # noqa: F401  (first: quiets TensorFlow before it loads)
+from mnas_tf import console  # noqa: F401  pylint: disable=unused-import  (first: quiets TensorFlow)
 
 
 class Evaluator:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from mnas_tf.spaces import DecisionError, Step
+from mnas_tf.spaces.cell import replay
 
 Chooser = Callable[[str, str, Sequence[int]], int]
 
@@ -58,26 +59,7 @@ class SearchSpace(abc.ABC):
     def decode_steps(self, decisions: Sequence[int]) -> tuple[Any, list[Step]]:
         """The spec of a decision sequence and the steps taken; DecisionError names the
         first decision that does not fit."""
-        steps: list[Step] = []
-
-        def choose(kind, name, valid):
-            i = len(steps)
-            if i >= len(decisions):
-                raise DecisionError(f"space {self.name!r}: the sequence ends at decision {i} "
-                                    f"({name}); it needs more decisions")
-            choice = decisions[i]
-            if isinstance(choice, bool) or not isinstance(choice, (int, np.integer)) \
-                    or int(choice) not in valid:
-                raise DecisionError(f"space {self.name!r}: decision {i} ({name}) is "
-                                    f"{choice!r}, valid here are {list(valid)}")
-            steps.append(Step(kind, name, tuple(valid), int(choice)))
-            return int(choice)
-
-        spec = self.run(choose)
-        if len(steps) != len(decisions):
-            raise DecisionError(f"space {self.name!r}: {len(decisions)} decisions given, the "
-                                f"program uses {len(steps)}")
-        return spec, steps
+        return replay(self.run, self.name, decisions)
 
     def decode(self, decisions: Sequence[int]):
         return self.decode_steps(decisions)[0]
