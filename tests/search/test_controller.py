@@ -204,9 +204,13 @@ def test_truncated_store_is_refused_by_resume_and_retrain(tmp_path, capsys):
 
 
 def test_unwritable_out_is_named_before_any_work(tmp_path, capsys):
+    from search import evolution
     assert controller.main(["--config", _toy_config(tmp_path, budget=10), "--out", "/proc/mnas_out",
                             "--quiet"]) == 2
     _one_line(capsys, "cannot write to the output folder /proc/mnas_out")
+    for resume in ([], ["--resume"]):  # the MSNAS entry point, new and resumed
+        assert evolution.main(["--out", "/proc/mnas_out", "--quiet", *resume]) == 2
+        _one_line(capsys, "/proc/mnas_out")
 
 
 def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path, capsys):
@@ -235,3 +239,71 @@ def test_every_finished_child_feeds_exactly_one_update(tmp_path):
     assert meta["updates"] == 8  # 7 batches of 4, then the last 2
     copies = [t for t in store.trials(DONE) if "reused_from" in t.extra]
     assert len(copies) >= 27  # 3 detectors in this space: the rest are copies, consumed too
+
+
+def test_a_store_from_before_the_framework_is_refused_with_one_line(tmp_path, capsys):
+    out = tmp_path / "old"
+    old = {"space": "mnasfpn", "update_every": 4, "evaluator": "toy", "space_layout": 2}
+    TrialStore(str(out / "search.sqlite"), old).close()
+    argv = ["--config", _toy_config(tmp_path, budget=4), "--out", str(out), "--quiet",
+            "--resume"]
+    assert controller.main(argv) == 2
+    _one_line(capsys, "was made before the search framework")
+    legacy = tmp_path / "msnas"
+    legacy.mkdir()
+    (legacy / "trials.sqlite").write_bytes(b"")
+    assert controller.main(argv[:3] + [str(legacy), "--resume"]) == 2
+    _one_line(capsys, "an MSNAS evolution store from before the search framework")
+
+
+def test_python_m_search_help_lists_the_three_axes():
+    r = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for word in ("mnasfpn", "msnas", "ppo", "regularized_evolution", "random", "evolution",
+                 "proxy", "supernet", "toy", "mnasfpn_random", "msnas_ppo"):
+        assert word in r.stdout
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("max_retries", [1, 0])
+def test_a_worker_killed_mid_child_is_retried_up_to_the_limit(tmp_path, max_retries):
+    """The worker process dies (kill -9) while it trains a child: the child is re-queued
+    and finishes on a new worker, its loss recorded; with max_retries 0 it fails."""
+    out = str(tmp_path / "s")
+    db = os.path.join(out, "search.sqlite")
+    config = _toy_config(tmp_path, budget=2, workers=1, in_flight=1, strategy="random",
+                         toy={"delay_s": 4.0}, max_retries=max_retries)
+    process = subprocess.Popen([sys.executable, "-m", "search.controller", "--config", config,
+                                "--out", out, "--quiet"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(db) and _counts(db).get("running")):
+        time.sleep(0.2)
+    workers = []
+    while time.time() < deadline and not workers:
+        workers = [p for p in _children(process.pid) if _cmdline(p).count("multiprocessing")]
+        time.sleep(0.2)
+    time.sleep(1.0)  # mid-child: the toy sleeps 4 s
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-2000:]
+    trials = TrialStore.open_existing(db).trials()
+    first = trials[0]
+    assert len(first.extra["retries"]) == 1 and "died mid-child" in first.extra["retries"][0][
+        "error"]
+    if max_retries:
+        assert [t.status for t in trials] == [DONE, DONE] and first.attempts == 2
+        assert first.timings["worker_pid"] not in workers
+    else:
+        assert first.status == FAILED and "died mid-child" in first.error
+        assert trials[1].status == DONE
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
