@@ -1,5 +1,6 @@
 """Executors tell a dead worker from a failing child: a worker process, Ray actor or Ray
-node that dies mid-child gives a "lost" result, and the executor replaces the worker."""
+node that dies mid-child gives a "lost" result, and the executor replaces the worker; a
+whole search on a two-node Ray cluster re-runs the child whose node died."""
 
 import os
 import shutil
@@ -308,3 +309,68 @@ def test_ray_node_killed_mid_child_is_lost_and_the_child_reruns(two_nodes):
         assert rerun["timings"]["worker_pid"] == done["timings"]["worker_pid"]
     finally:
         executor.shutdown()
+
+
+@pytest.mark.timeout(600)
+def test_search_on_two_nodes_reruns_the_child_whose_node_died(two_nodes, tmp_path):
+    """A whole search through the CLI (a driver process of its own, as a user starts it)
+    on the two-node cluster: the second node dies mid-child, the search still finishes
+    its budget, and only that child ran twice, on the head's actor."""
+    address, head, node = two_nodes
+    out, budget = tmp_path / "search", 6
+    env = dict(os.environ, RAY_AUTH_MODE="disabled",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    sets = ["evaluator=toy", "toy.delay_s=4", "strategy=random", "workers=2", "in_flight=2",
+            f"budget={budget}", "latency.source=none"]
+    command = [sys.executable, "-m", "search.controller", "--executor", "ray",
+               "--address", address, "--out", str(out)]
+    for s in sets:
+        command += ["--set", s]
+    log_path = tmp_path / "driver.log"
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        on_head = _until(lambda: _evaluating(head.pid), 180, "a child on the head's actor")
+        on_node = _until(lambda: _evaluating(node.pid), 180, "a child on the second node")
+        _kill_session(node.pid)  # the whole node: raylet, agents, the actor's worker
+        killed = time.time()
+        code = driver.wait(timeout=300)
+        print(f"search finished {time.time() - killed:.1f} s after the kill")
+    finally:
+        if driver.poll() is None:
+            _kill_session(driver.pid)
+            driver.wait(timeout=30)
+    assert code == 0, log_path.read_text()[-3000:]
+
+    from search.store import DONE, TrialStore
+    store = TrialStore.open_existing(str(out / "search.sqlite"))
+    trials = store.trials()
+    store.close()
+    assert len(trials) == budget and all(t.status == DONE for t in trials), trials
+    retried = [t for t in trials if "retries" in t.extra]
+    assert len(retried) == 1, [(t.id, t.extra) for t in trials]
+    [child] = retried
+    [loss] = child.extra["retries"]
+    assert loss["error"].startswith(f"Ray actor (pid {on_node} ") and \
+        "died mid-child" in loss["error"], loss
+    print(f"lost {loss['at'] - killed:.1f} s after the kill")
+    assert loss["at"] - killed < 15  # found dead within seconds
+    assert child.attempts == 2
+    assert child.timings["worker_pid"] == on_head  # rerun on the head's actor
+    copies = [t for t in trials if "reused_from" in t.extra]
+    for t in trials:
+        if t is not child and t not in copies:
+            assert t.attempts == 1 and "retries" not in t.extra
+    evaluated = [t.arch_hash for t in trials if t not in copies]
+    assert len(evaluated) == len(set(evaluated))  # no architecture trained twice
+    by_id = {t.id: t for t in trials}
+    for t in copies:
+        assert by_id[t.extra["reused_from"]].arch_hash == t.arch_hash
+    ran = [t for t in trials if t.id not in {c.id for c in copies}]
+    assert {t.timings["worker_pid"] for t in ran} <= {on_head, on_node}
+    # after the kill, the head's actor ran everything: the replacement finds no free CPU
+    assert all(t.timings["worker_pid"] == on_head for t in ran if t.finished > killed)
+    log = log_path.read_text()
+    assert f"child {child.id} lost its worker (Ray actor (pid {on_node} " in log, log
+    assert "retry 1/2" in log, log
