@@ -20,6 +20,7 @@ import concurrent.futures as futures
 import json
 import multiprocessing
 import os
+import sys
 import time
 from typing import Optional
 
@@ -71,7 +72,7 @@ class Search:
         self._in_flight: dict[str, int] = {}
         self._writer = None
         self.prepared: Optional[dict] = None
-        self._log = print
+        self._log = self._notice = print
 
     # ----------------------------------------------------------------- proposals
     def _propose(self) -> bool:
@@ -162,7 +163,7 @@ class Search:
             if len(retries) > self.config.max_retries:
                 return False
             self.store.requeue(trial.id)
-        self._log(f"[search] child {trial.id} lost its worker ({result.get('error')}); "
+        self._notice(f"[search] child {trial.id} lost its worker ({result.get('error')}); "
                   f"retry {len(retries)}/{self.config.max_retries}")
         self.store.start(trial.id)
         self.executor.submit(trial.id, trial.arch, trial.seed)
@@ -208,9 +209,12 @@ class Search:
         bar = tqdm(total=budget, initial=min(done_at_start, budget or done_at_start),
                    unit="child", desc="search", disable=not self.progress, dynamic_ncols=True)
         self._log = bar.write if self.progress else (lambda message: None)
+        # what a user must hear of even with --quiet: resumed and lost children
+        self._notice = bar.write if self.progress else (
+            lambda message: print(message, file=sys.stderr))
         self.strategy.log = self._log
         if requeued:
-            self._log(f"[search] resumed: {len(requeued)} child(ren) that were running are "
+            self._notice(f"[search] resumed: {len(requeued)} child(ren) that were running are "
                       f"requeued: {requeued}")
         try:
             for trial in self.store.trials(trial_store.PENDING):
