@@ -415,7 +415,7 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
     """`latency.source: lut` with space conn_search: the driver builds that space's keys
     into the device table once, then prices conn_search children from it."""
     from latency import lut, measure
-    from search import controller
+    from search import objectives
     from search.config import load_config
     device = _FakeDevice()
     monkeypatch.setattr(measure, "get_backend", lambda name, **kwargs: device)
@@ -424,13 +424,13 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
     _, shape = lut.load_shape(config.latency.experiment, (128, 128))
     _fake_converters(monkeypatch, shape)
     space = get_space("conn_search")
-    price = controller.latency_predictor(config, space, progress=False)
+    price = objectives.latency_predictor(config, space, progress=False)
     table = lut.device_table(device, 1, str(tmp_path))
     assert lut.table_ready(table, shape, space)
     assert not lut.table_ready(table, shape, get_space("nasfpnlite_s"))
     assert all(price(spec.to_dict()) > 1.3 for spec in _sampled(space, 10))
     models = device.models
-    controller.latency_predictor(config, space, progress=False)  # ready: nothing measured
+    objectives.latency_predictor(config, space, progress=False)  # ready: nothing measured
     assert device.models == models
 
 
@@ -438,7 +438,7 @@ def test_search_prices_int8_children_from_an_int8_table(tmp_path, monkeypatch):
     """`latency.quant: int8`: the search's table is the device's int8 table, its entries
     are int8 ops (the outputs' DEQUANTIZE included), and the float table is untouched."""
     from latency import lut, measure
-    from search import controller
+    from search import objectives
     from search.config import load_config
     device = _FakeDevice()
     monkeypatch.setattr(measure, "get_backend", lambda name, **kwargs: device)
@@ -447,7 +447,7 @@ def test_search_prices_int8_children_from_an_int8_table(tmp_path, monkeypatch):
     _, shape = lut.load_shape(config.latency.experiment, (128, 128), "int8")
     _fake_converters(monkeypatch, shape)
     space = get_space("nasfpnlite_s")
-    price = controller.latency_predictor(config, space, progress=False)
+    price = objectives.latency_predictor(config, space, progress=False)
     table = lut.device_table(device, 1, str(tmp_path), quant="int8")
     assert table.meta("fingerprint")["quant"] == "int8" and lut.table_ready(table, shape, space)
     entries = [parse_key(k) for k in table._entries]  # pylint: disable=protected-access
