@@ -285,7 +285,8 @@ class RayExecutor:
                 except ConnectionError as e:  # e.g. the cluster wants a token this lacks
                     raise ExecutorError(_join_error(address, e)) from None
             else:
-                ray.init(num_cpus=max(workers, 1), include_dashboard=False,
+                # "local": a new instance even where `ray start` left a cluster running
+                ray.init(address="local", num_cpus=max(workers, 1), include_dashboard=False,
                          log_to_driver=False)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self._ray = ray

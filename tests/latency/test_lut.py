@@ -193,7 +193,9 @@ def test_build_predict_and_fidelity_commands_end_to_end(tmp_path, capsys, monkey
     assert built["measured_now"] == built["space_keys"] == 84 and built["space"] == "mnasfpn"
     assert built["calibrated_spaces"] == ["mnasfpn"] and math.isfinite(built["constant_us"])
     assert models[0] is None and len(models) == 2  # the backbone, one calibration model
-    assert lut.main(["build", "--calibration", "1", *space, *common]) == 0
+    # (a loaded machine may probe > 25% apart a minute later: the probe has its own tests)
+    assert lut.main(["build", "--calibration", "1", *space, *common, "--probe-tolerance",
+                     "100"]) == 0
     assert json.loads(capsys.readouterr().out)["measured_now"] == 0 and len(models) == 2
     small = get_space("mnasfpn", **{k: tuple(v) if isinstance(v, list) else v
                                     for k, v in overrides.items()})

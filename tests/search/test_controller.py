@@ -145,23 +145,6 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, console_noise):
     assert [t.extra["origin"] for t in trials] == ["random", "random", "mutate"]
 
 
-@pytest.mark.timeout(600)
-def test_ray_executor_on_a_local_instance(tmp_path):
-    ray = pytest.importorskip("ray")
-    config = _toy_config(tmp_path, budget=8, workers=2, in_flight=3)
-    out = tmp_path / "ray"
-    try:
-        assert controller.main(["--config", config, "--out", str(out), "--executor", "ray",
-                                "--quiet"]) == 0
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-    trials = TrialStore.open_existing(str(out / "search.sqlite")).trials()
-    assert len(trials) == 8 and all(t.status == DONE for t in trials)
-    workers = {t.timings["worker_pid"] for t in trials}
-    assert os.getpid() not in workers and 1 <= len(workers) <= 2  # ran in the Ray actors
-
-
 def test_load_config_layers_the_default(tmp_path):
     config = load_config(_toy_config(tmp_path))
     assert config.evaluator == "toy" and config.proxy.input_size == 128

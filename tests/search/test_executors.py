@@ -2,6 +2,7 @@
 node that dies mid-child gives a "lost" result, and the executor replaces the worker; a
 whole search on a two-node Ray cluster re-runs the child whose node died."""
 
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from search import controller as search_controller
 from search.executors import InlineExecutor, LocalExecutor, RayExecutor, make_executor
+from search.store import DONE, TrialStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -374,3 +377,32 @@ def test_search_on_two_nodes_reruns_the_child_whose_node_died(two_nodes, tmp_pat
     log = log_path.read_text()
     assert f"child {child.id} lost its worker (Ray actor (pid {on_node} " in log, log
     assert "retry 1/2" in log, log
+
+
+# ------------------------------------------------------------ a local Ray instance
+# (here, not in test_controller.py: Ray tests share one xdist worker and never overlap)
+def _toy_config(tmp_path, **extra):
+    data = {"evaluator": "toy", "budget": 24, "in_flight": 3,
+            "latency": {"source": "none"}, **extra}
+    path = tmp_path / "toy.yaml"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.timeout(600)
+def test_ray_executor_on_a_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    config = _toy_config(tmp_path, budget=8, workers=2, in_flight=3)
+    out = tmp_path / "ray"
+    try:
+        assert search_controller.main(["--config", config, "--out", str(out), "--executor",
+                                       "ray", "--quiet"]) == 0
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    trials = TrialStore.open_existing(str(out / "search.sqlite")).trials()
+    assert len(trials) == 8 and all(t.status == DONE for t in trials)
+    workers = {t.timings["worker_pid"] for t in trials}
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2  # ran in the Ray actors
+
+
