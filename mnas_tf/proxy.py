@@ -3,7 +3,8 @@
 `train_and_evaluate(arch, config)` trains the child for `train_steps` on search-train and
 scores COCO mAP on search-val with Model Garden's task (parser, anchors, focal loss,
 detection generator, COCO evaluator). What children share is paid once per process by a
-`ProxyEngine`: config parsing, the training input pipeline (one live iterator), the
+`ProxyEngine`: config parsing, the training input pipeline (a fresh, seeded iterator per
+child, so every child sees the same batches), the
 parsed validation batches (kept in memory) and the COCO evaluator. A child pays only its
 model build and graph trace, and both are measured and returned.
 
@@ -74,6 +75,10 @@ class ProxyConfig:
     # experiment's (0.05); briefly trained heads are under-confident, and 1e-3 (the usual
     # COCO-evaluation setting) lets their ranking still be scored.
     eval_score_threshold: Optional[float] = None
+    # Every child trains on the same batches (order and augmentation from `data_seed`) and
+    # initialises from its own seed, so its score depends on nothing else: not on the
+    # children a worker trained before it, nor on which worker trains it.
+    data_seed: int = 0
 
     def validate(self) -> None:
         for name in ("train_steps", "batch_size", "input_size", "steps_per_check",
@@ -111,7 +116,7 @@ class ProxyConfig:
         """What the shared input pipelines depend on."""
         return (self.experiment, self.train_data, self.val_data, self.val_annotations,
                 self.batch_size, self.input_size, self.eval_batch_size,
-                self.max_eval_batches, json.dumps(self.params_override, sort_keys=True,
+                self.max_eval_batches, self.data_seed, json.dumps(self.params_override, sort_keys=True,
                                                   default=str))
 
 
@@ -134,7 +139,8 @@ class ProxyEngine:
                 "model": {"input_size": [size, size, 3]},
                 "annotation_file": config.val_annotations,
                 "train_data": {"input_path": config.train_data,
-                               "global_batch_size": config.batch_size},
+                               "global_batch_size": config.batch_size,
+                               "seed": config.data_seed, "deterministic": True},
                 "validation_data": {"input_path": config.val_data,
                                     "global_batch_size": config.eval_batch_size},
             },
@@ -142,14 +148,35 @@ class ProxyEngine:
         self.params = resolve_data_paths(load_experiment(config.experiment, overrides),
                                          progress=False)
         self.task = task_factory.get_task(self.params.task)
-        build = build_train_inputs or (lambda task, data: task.build_inputs(data))
-        self._train_iterator = iter(build(self.task, self.params.task.train_data))
+        self._build_train = build_train_inputs or (lambda task, data: task.build_inputs(data))
+        self._shared_iterator = None
         val = self.task.build_inputs(self.params.task.validation_data)
         if config.max_eval_batches:
             val = val.take(config.max_eval_batches)
         self._val_batches = list(val)
         self.task.build_metrics(training=False)  # creates the COCO evaluator once
         self.startup_s = time.perf_counter() - start
+
+    def train_iterator(self):
+        """A fresh training iterator: the same batches, in the same order and with the same
+        augmentation, every time (seeded by `data_seed`)."""
+        import tensorflow as tf
+        tf.random.set_seed(self.config.data_seed)
+        dataset = self._build_train(self.task, self.params.task.train_data)
+        # The parser's augmentation draws from stateful RNGs; parallel map calls consume
+        # them in a thread-dependent order, so batches would differ run to run. One thread
+        # for this pipeline makes the order fixed. (TensorFlow's op determinism would too,
+        # but its tf.data rewrite fails on Model Garden's parser in TF 2.20.)
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        return iter(dataset.with_options(options))
+
+    @property
+    def _train_iterator(self):
+        """One live iterator for work that wants fresh batches throughout (a super-net)."""
+        if self._shared_iterator is None:
+            self._shared_iterator = self.train_iterator()
+        return self._shared_iterator
 
     def child_params(self, architecture: Any, cfg: Optional[ProxyConfig] = None):
         """The engine's experiment with the child's architecture as the decoder."""
@@ -188,6 +215,7 @@ class ProxyEngine:
             from official.core import task_factory
 
             tf_keras.backend.clear_session()
+            iterator = self.train_iterator()  # before the child's seed: data seeds its own
             tf_keras.utils.set_random_seed(seed)
             params = self.child_params(architecture, cfg)
             task = task_factory.get_task(params.task)
@@ -203,7 +231,7 @@ class ProxyEngine:
             t0 = time.perf_counter()
             while steps_done < cfg.train_steps:
                 n = min(chunk, cfg.train_steps - steps_done)
-                loss = float(train_chunk(self._train_iterator, tf.constant(n)))
+                loss = float(train_chunk(iterator, tf.constant(n)))
                 if steps_done == 0:
                     timings["first_chunk_s"] = time.perf_counter() - t0
                 steps_done += n

@@ -51,7 +51,8 @@ def cache_dir(cfg, train_input_path: str) -> str:
            "input_size": cfg.input_size,
            "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
            "warmup_steps": cfg.warmup_steps, "steps": cfg.warm_start_steps,
-           "seed": cfg.warm_start_seed, "params_override": cfg.params_override}
+           "seed": cfg.warm_start_seed, "data_seed": getattr(cfg, "data_seed", 0),
+           "params_override": cfg.params_override}
     text = json.dumps(key, sort_keys=True, default=str)
     return os.path.join(cache_root(), hashlib.sha256(text.encode()).hexdigest()[:16])
 

@@ -28,6 +28,10 @@ def test_child_trains_and_is_scored(config):
     # a second child reuses the engine's pipelines (no second start-up)
     other = train_and_evaluate("mnasfpn_dm0.7", config, seed=2)
     assert other.status == OK and next(iter(proxy._ENGINES.values())) is engine
+    # deterministic children: the same child and seed score the same after another child
+    # trained in between (fresh, seeded batches; its own initialisation)
+    again = train_and_evaluate("mnasfpn", config, seed=1)
+    assert (again.final_loss, again.metrics) == (result.final_loss, result.metrics)
 
 
 def test_spec_that_does_not_build_is_a_failed_result(config):
