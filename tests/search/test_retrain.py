@@ -55,7 +55,8 @@ def test_repeats_sweep_trains_measures_keeps_the_frontier_and_resumes(tmp_path,
     assert all(r["arch"]["repeats"] == r["repeats"] for r in rows)
     assert rows[0]["arch_hash"] != rows[1]["arch_hash"]
     assert all(r["measured_ms"] > 0 and r["latency_ms"] == r["measured_ms"] for r in rows)
-    assert rows[0]["measured_ms"] < rows[1]["measured_ms"]  # one cell costs less than two
+    # (not "one cell measures faster than two": a timing comparison fails on a busy machine;
+    # the sweep's latency figures are benchmarks' business)
     assert any(r["non_dominated"] for r in rows)
     # a rerun reuses every trained model and measurement
     marks = {r["arch_hash"]: os.path.getmtime(os.path.join(
