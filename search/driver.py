@@ -182,7 +182,7 @@ class Search:
 
     def _budget_left(self) -> bool:
         budget = self.config.budget
-        return budget is None or len(self.store.trials()) < budget
+        return budget is None or sum(self.store.counts().values()) < budget
 
     def _fill(self) -> int:
         """Proposes children until `in_flight` are out (or the budget or the strategy
@@ -343,7 +343,7 @@ class Search:
             tf.summary.scalar(name, value, step=step)
 
     def _scalars(self) -> None:
-        for name, (value, step) in self.strategy.scalars().items():
+        for (name, step), value in self.strategy.scalars().items():
             self._scalar(name, value, step)
 
     def _log_child(self, trial) -> None:

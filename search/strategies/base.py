@@ -60,7 +60,7 @@ class Strategy(abc.ABC):
         return {}
 
     def scalars(self) -> dict:
-        """TensorBoard scalars of the last update: name -> (value, step)."""
+        """TensorBoard scalars since the last call: (name, step) -> value."""
         return {}
 
     def random_feasible(self, rng: np.random.Generator, exclude=frozenset()):

@@ -85,9 +85,10 @@ class PPOStrategy(Strategy):
         s.last_entropy = stats["entropy"]
         with self.store.transaction():
             self._save()
-        self._scalars = {"controller/entropy": (stats["entropy"], s.updates),
-                         "controller/baseline": (s.baseline, s.updates),
-                         "controller/loss": (stats["loss"], s.updates)}
+        # keyed by (name, update): several updates in one observe all reach TensorBoard
+        self._scalars.update({(name, s.updates): value for name, value in (
+            ("controller/entropy", stats["entropy"]), ("controller/baseline", s.baseline),
+            ("controller/loss", stats["loss"]))})
         return stats
 
     def scalars(self) -> dict:

@@ -20,7 +20,7 @@ class RegularizedEvolution(Strategy):
 
     def propose(self, rng):
         cfg = self.config.regularized_evolution
-        if len(self.store.trials()) < cfg.population:
+        if sum(self.store.counts().values()) < cfg.population:
             return Proposal(self.random_feasible(rng), {"origin": "random"})
         population = self._population()
         if len(population) < cfg.sample_size:
