@@ -69,6 +69,11 @@ class ProxyConfig:
     init_checkpoint: Optional[str] = None
     warm_start_steps: int = 0  # > 0 and no init_checkpoint: make one (mnas_tf.warm_start)
     warm_start_seed: int = 0
+    # 0: the warm start trains the published MnasFPN (which may favour that cell over the
+    # ones a search proposes); N > 0: N heads sampled from `warm_start_space` take turns,
+    # warm_start_steps / N steps each, on one carried-over backbone (neutral to the cell).
+    warm_start_heads: int = 0
+    warm_start_space: str = "mnasfpn"
     freeze_backbone: bool = False
     metric: str = "AP"  # the COCO metric a child is scored by (ProxyResult.score)
     # Detections below this score are dropped before NMS at evaluation. None keeps the
@@ -105,6 +110,14 @@ class ProxyConfig:
         if self.warm_start_steps < 0:
             raise ValueError(f"proxy config: warm_start_steps must be >= 0, got "
                              f"{self.warm_start_steps}")
+        if self.warm_start_heads < 0 or (self.warm_start_heads
+                                         and self.warm_start_heads > self.warm_start_steps):
+            raise ValueError(f"proxy config: warm_start_heads must be in 0..warm_start_steps "
+                             f"({self.warm_start_steps}), got {self.warm_start_heads}")
+        from mnas_tf.spaces import SPACES
+        if self.warm_start_space not in SPACES:
+            raise ValueError(f"proxy config: warm_start_space {self.warm_start_space!r} is "
+                             f"unknown; valid: {', '.join(SPACES)}")
         if self.freeze_backbone and not (self.init_checkpoint or self.warm_start_steps):
             raise ValueError("proxy config: freeze_backbone needs init_checkpoint or "
                              "warm_start_steps > 0 (a frozen random backbone cannot learn)")

@@ -53,6 +53,8 @@ def cache_dir(cfg, train_input_path: str) -> str:
            "warmup_steps": cfg.warmup_steps, "steps": cfg.warm_start_steps,
            "seed": cfg.warm_start_seed, "data_seed": getattr(cfg, "data_seed", 0),
            "params_override": cfg.params_override}
+    if getattr(cfg, "warm_start_heads", 0):  # keys of published-cell warm starts unchanged
+        key["heads"] = [cfg.warm_start_heads, cfg.warm_start_space]
     text = json.dumps(key, sort_keys=True, default=str)
     return os.path.join(cache_root(), hashlib.sha256(text.encode()).hexdigest()[:16])
 
@@ -93,35 +95,63 @@ def backbone_checkpoint(engine, cfg, log: Optional[Callable[[str], None]] = None
     return prefix
 
 
+def warm_start_heads(cfg) -> list:
+    """The heads the backbone is trained with: the published MnasFPN, or
+    `warm_start_heads` cells sampled from `warm_start_space` (seeded by warm_start_seed)."""
+    if not getattr(cfg, "warm_start_heads", 0):
+        return ["mnasfpn"]
+    import numpy as np
+    from mnas_tf.spaces import get_space
+    space, rng = get_space(cfg.warm_start_space), np.random.default_rng(cfg.warm_start_seed)
+    return [space.sample(rng) for _ in range(cfg.warm_start_heads)]
+
+
 def _train(engine, cfg, directory: str, log: Callable[[str], None]) -> None:
+    """Trains the backbone with each head in turn (warm_start_steps split between them,
+    the backbone carried over through a checkpoint) and keeps the last backbone."""
     import tensorflow as tf
 
     partial = directory + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
-    log(f"[warm start] training the published MnasFPN for {cfg.warm_start_steps} steps on "
-        f"the proxy's training split, once; its backbone is cached at {directory}")
+    heads = warm_start_heads(cfg)
+    what = ("the published MnasFPN" if heads == ["mnasfpn"] else
+            f"{len(heads)} heads sampled from the {cfg.warm_start_space} space in turn")
+    log(f"[warm start] training {what} for {cfg.warm_start_steps} steps on the proxy's "
+        f"training split, once; its backbone is cached at {directory}")
     saved = {}
 
     def save(model):
         saved["path"] = tf.train.Checkpoint(backbone=model.backbone).write(
             os.path.join(partial, PREFIX))
 
-    schedule = dataclasses.replace(cfg, train_steps=cfg.warm_start_steps, warm_start_steps=0,
-                                   init_checkpoint=None, freeze_backbone=False)
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
-        result = engine.run("mnasfpn", seed=cfg.warm_start_seed, on_trained=save,
-                            config=schedule, on_chunk=lambda done, total, loss: log(
-                                f"[warm start] step {done}/{total} loss {loss:.3f}"))
-    if result.status != OK or "path" not in saved:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise WarmStartError(f"warm-start training failed: {result.reason}")
+    start, done, results = time.perf_counter(), 0, []
+    for i, head in enumerate(heads):
+        steps = (cfg.warm_start_steps * (i + 1)) // len(heads) - done
+        schedule = dataclasses.replace(
+            cfg, train_steps=steps, warm_start_steps=0, freeze_backbone=False,
+            init_checkpoint=saved.get("path"), steps_per_check=min(cfg.steps_per_check, steps),
+            warmup_steps=min(cfg.warmup_steps, steps - 1))
+        offset = done
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
+            result = engine.run(head, seed=cfg.warm_start_seed + i, on_trained=save,
+                                config=schedule, on_chunk=lambda n, _, loss: log(
+                                    f"[warm start] step {offset + n}/{cfg.warm_start_steps} "
+                                    f"loss {loss:.3f}"))
+        if result.status != OK or "path" not in saved:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise WarmStartError(f"warm-start training failed (head {i + 1}/{len(heads)}): "
+                                 f"{result.reason}")
+        done += steps
+        results.append(result.metrics)
     manifest = {"steps": cfg.warm_start_steps, "seed": cfg.warm_start_seed,
+                "heads": len(heads) if heads != ["mnasfpn"] else "mnasfpn",
                 "seconds": round(time.perf_counter() - start, 1),
-                "published_mnasfpn_metrics": result.metrics}
+                "head_metrics": results}
+    if heads == ["mnasfpn"]:
+        manifest["published_mnasfpn_metrics"] = results[0]
     with open(os.path.join(partial, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
     shutil.rmtree(directory, ignore_errors=True)
     os.replace(partial, directory)
-    log(f"[warm start] done in {manifest['seconds']:.0f} s; the published MnasFPN scores "
-        + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k in ("AP", "AP50")))
+    log(f"[warm start] done in {manifest['seconds']:.0f} s; the last head scores "
+        + ", ".join(f"{k} {v:.4f}" for k, v in results[-1].items() if k in ("AP", "AP50")))

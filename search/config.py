@@ -39,10 +39,16 @@ class SearchConfigError(ConfigError):
 
 @dataclasses.dataclass(frozen=True)
 class RewardConfig:
-    """reward = kind(score, latency / target_ms, w); with no latency, the score itself."""
+    """reward = kind(score, latency / target_ms, w); with no latency, the score itself.
+
+    The target is absolute (`target_ms`) or relative to a reference architecture on the
+    search's own device (`target: {reference: mnasfpn, ratio: 1.0}`), which travels between
+    hosts and phones; a relative target is priced once when the search starts and kept in
+    its store. Setting one of the two in a config clears the other."""
 
     kind: str = "mnas"
-    target_ms: float = 25.0
+    target_ms: Optional[float] = 25.0
+    target: Optional[dict] = None
     w: float = -0.3
 
 
@@ -122,9 +128,12 @@ class SupernetConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
-    """The toy evaluator: `delay_s` of sleep per child stands in for training time."""
+    """The toy evaluator: `delay_s` of sleep per child stands in for training time;
+    `noise` adds seeded Gaussian noise of that std to each child's score (a stand-in for
+    a proxy's seed noise, with a known noise-free answer)."""
 
     delay_s: float = 0.0
+    noise: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +215,18 @@ def _merge(base: dict, layer: dict, whole: Sequence[str] = ("space_overrides",))
     return out
 
 
+def _layer(base: dict, layer: dict) -> dict:
+    """One config layer over the ones below: a layer that gives `reward.target_ms` drops
+    an inherited relative `reward.target`, and the other way round."""
+    out = _merge(base, layer)
+    reward = layer.get("reward") if isinstance(layer, dict) else None
+    if isinstance(reward, dict) and isinstance(out.get("reward"), dict):
+        for key, other in (("target_ms", "target"), ("target", "target_ms")):
+            if reward.get(key) is not None and other not in reward:
+                out["reward"] = {**out["reward"], other: None}
+    return out
+
+
 def parse_sets(items: Sequence[str]) -> dict:
     """`--set KEY=VALUE` (dotted keys, YAML values, repeatable) as one nested mapping, in
     Model Garden's override syntax (`mnas_tf.overrides`)."""
@@ -241,9 +262,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[dict] = None,
             layer = read_mapping(str(config_path(path)))
         except ConfigError as e:
             raise SearchConfigError(str(e)) from None
-        data = _merge(data, layer)
-    data = _merge(data, overrides or {})
-    data = _merge(data, parse_sets(sets))
+        data = _layer(data, layer)
+    data = _layer(data, overrides or {})
+    data = _layer(data, parse_sets(sets))
     config = _build(SearchConfig, data, "config")
     validate(config)
     return config
@@ -298,6 +319,9 @@ def validate(config: SearchConfig) -> None:
     _validate_supernet(config.supernet)
     if config.toy.delay_s < 0:
         raise SearchConfigError(f"toy.delay_s must be >= 0, got {config.toy.delay_s}")
+    if config.toy.noise < 0:
+        raise SearchConfigError(f"toy.noise must be >= 0, got {config.toy.noise}")
+    _validate_target(config)
     try:
         check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
         config.ppo.validate()
@@ -314,6 +338,35 @@ def validate(config: SearchConfig) -> None:
             f"or a directory with a 'checkpoint' file, written by "
             f"tf.train.Checkpoint(backbone=model.backbone)); or drop the key and set "
             f"proxy.warm_start_steps to let the search make one")
+
+
+def _validate_target(config: SearchConfig) -> None:
+    """reward.target_ms, or reward.target {reference, ratio} priced on the device."""
+    r = config.reward
+    if r.target is None:
+        if r.target_ms is None:
+            raise SearchConfigError("reward: give target_ms (ms) or target: {reference: "
+                                    "ARCH, ratio: R} (relative to ARCH on this device)")
+        return
+    if r.target_ms is not None:
+        raise SearchConfigError("reward: give target_ms or target, not both (set the other "
+                                "to null)")
+    unknown = sorted(set(r.target) - {"reference", "ratio"})
+    if unknown:
+        raise SearchConfigError(f"reward.target: unknown key(s) {', '.join(unknown)}; valid "
+                                f"keys are reference, ratio")
+    reference, ratio = r.target.get("reference"), r.target.get("ratio", 1.0)
+    if not isinstance(reference, str) or not reference:
+        raise SearchConfigError(f"reward.target.reference must be an architecture name or "
+                                f"file (e.g. mnasfpn), got {reference!r}")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+        raise SearchConfigError(f"reward.target.ratio must be a positive number, got "
+                                f"{ratio!r}")
+    from mnas_tf.arch import ArchitectureError, load_architecture
+    try:
+        load_architecture(reference)
+    except (ArchitectureError, OSError, ValueError) as e:
+        raise SearchConfigError(f"reward.target.reference: {e}") from None
 
 
 def _validate_strategies(config: SearchConfig) -> None:

@@ -16,9 +16,7 @@ winner, and summary.json.
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -68,11 +66,31 @@ class Search:
         if config.latency.source == "lut":
             from search.objectives import latency_predictor
             self.latency = latency_predictor(config, self.space.cell_space, progress)
+        self.target = self._target()
         self._waiting: dict[str, list[int]] = {}  # arch hash in flight -> duplicate trials
         self._in_flight: dict[str, int] = {}
         self._writer = None
         self.prepared: Optional[dict] = None
         self._log = self._notice = print
+
+    def _target(self) -> dict:
+        """The reward's target in ms: resolved once per search (a relative target is priced
+        on this device when the search starts) and kept in the store, so a resume, a
+        retrain or a report uses the same number."""
+        saved = self.store.get_state("reward_target")
+        if saved:
+            return saved[1]
+        if self.config.latency.source == "none":
+            return {"target_ms": self.config.reward.target_ms, "how": "no latency: the reward "
+                    "is the score"}
+        from search.objectives import resolve_target
+        try:
+            target = resolve_target(self.config, self.latency)
+        except Exception as e:  # pylint: disable=broad-except  (one line for the user)
+            raise SearchError(f"reward.target: cannot price the reference: "
+                              f"{type(e).__name__}: {e}") from None
+        self.store.put_state("reward_target", json.dumps(target).encode(), target)
+        return target
 
     # ----------------------------------------------------------------- proposals
     def _propose(self) -> bool:
@@ -173,7 +191,7 @@ class Search:
         r = self.config.reward
         if latency is None:
             return float(score)
-        return float(compute_reward(r.kind, score, latency, r.target_ms, r.w))
+        return float(compute_reward(r.kind, score, latency, self.target["target_ms"], r.w))
 
     # ----------------------------------------------------------------- the loop
     def _finished(self) -> int:
@@ -213,6 +231,8 @@ class Search:
         self._notice = bar.write if self.progress else (
             lambda message: print(message, file=sys.stderr))
         self.strategy.log = self._log
+        if self.config.latency.source != "none":
+            self._log(f"[search] reward target: {self.target['how']}")
         if requeued:
             self._notice(f"[search] resumed: {len(requeued)} child(ren) that were running are "
                       f"requeued: {requeued}")
@@ -255,12 +275,11 @@ class Search:
             saved = self.store.get_state("prepared")
             self.prepared = saved[1] if saved else None
             return
-        context = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            figures, error = pool.submit(_prepare_in_process, self.config.to_dict(),
-                                         self.out_dir, self.progress).result()
-        if error:
-            raise SearchError(error)
+        from search.evaluators import PrepareError, prepare_in_process
+        try:
+            figures = prepare_in_process(self.config, self.out_dir, self.progress)
+        except PrepareError as e:
+            raise SearchError(str(e)) from None
         self.prepared = figures
         if figures:
             self.store.put_state("prepared", json.dumps(figures).encode(), figures)
@@ -307,7 +326,7 @@ class Search:
     def finalize(self, start: float, done_at_start: int) -> dict:
         from search.frontier import plot_progress, write_frontier, write_top_k
         trials = self.store.trials(trial_store.DONE)
-        frontier = write_frontier(trials, self.out_dir, self.config.reward.target_ms,
+        frontier = write_frontier(trials, self.out_dir, self.target["target_ms"],
                                   self.metric_name())
         plot_progress(trials, os.path.join(self.out_dir, "progress.png"), self.metric_name())
         top = self.top()
@@ -319,6 +338,7 @@ class Search:
                    "counts": self.store.counts(), **self.strategy.summary(),
                    "frontier": len(frontier), "prepared": self.prepared,
                    "constraint_target_madds": self.constraint.target,
+                   "reward_target": self.target,
                    "best": None if best is None else {
                        "trial": best.id, "reward": best.reward, "map": best.map,
                        "metric": self.metric_name(), "latency_ms": best.latency_ms,
@@ -387,18 +407,3 @@ def _stored_target(out_dir: str, resume: bool) -> Optional[float]:
         return json.loads(row[0]).get("constraint_target")
     except (trial_store.StoreError, ValueError, TypeError):
         return None  # open_store names the problem
-
-
-def _prepare_in_process(config: dict, out_dir: str, progress: bool):
-    """The evaluator's `prepare` in a spawned process: (figures, error or None)."""
-    from search.config import load_config
-    from search.evaluators import evaluator_class
-    import contextlib
-    config = load_config(overrides=config)
-    log = os.path.join(out_dir, "logs", "prepare.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    try:  # pycocotools and Model Garden print; the progress bar (stderr) stays
-        with open(log, "a") as f, contextlib.redirect_stdout(f):
-            return evaluator_class(config.evaluator).prepare(config, out_dir, progress), None
-    except Exception as e:  # pylint: disable=broad-except  (one line for the user)
-        return None, f"{config.evaluator} evaluator: {type(e).__name__}: {e}"

@@ -58,6 +58,28 @@ class LatencyMeter:
         return _measure_bytes(self._backend, flatbuffer, cfg.threads, 10, 50).median_ms
 
 
+def resolve_target(config, latency_of=None) -> dict:
+    """The reward's target in ms on this search's device: `reward.target_ms`, or the
+    reference architecture's latency (from the table, `latency_of(arch dict)`, or measured
+    end to end) times `reward.target.ratio`. Returns {target_ms, how} (how: one line)."""
+    r = config.reward
+    if r.target is None:
+        return {"target_ms": r.target_ms, "how": f"{r.target_ms:g} ms (reward.target_ms)"}
+    from mnas_tf.arch import load_architecture
+    from mnas_tf.spaces import canonical_dict
+    name, ratio = r.target["reference"], float(r.target.get("ratio", 1.0))
+    spec = load_architecture(name)
+    if latency_of is not None:
+        ms, source = float(latency_of(canonical_dict(spec))), "latency table"
+    else:
+        ms, source = float(LatencyMeter(config).measure(spec)), "measured end to end"
+    cfg = config.latency
+    return {"target_ms": ratio * ms, "reference": name, "ratio": ratio, "reference_ms": ms,
+            "how": f"{ratio * ms:.4g} ms = {ratio:g} x {name} ({ms:.4g} ms, {source}, "
+                   f"{cfg.backend}, {cfg.threads} thread(s), {cfg.input_size}x"
+                   f"{cfg.input_size} {cfg.quant})"}
+
+
 def detector_madds(config, spec) -> float:
     """MAdds of the whole MnasFPN detector at the latency input size (what ships)."""
     from mnas_tf.describe import describe

@@ -222,7 +222,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, SearchConfigError, trial_store.StoreError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    targets = args.targets or [round(r * config.reward.target_ms, 3) for r in TARGET_RATIOS]
+    saved = store.get_state("reward_target")  # a relative target, as the search priced it
+    search_target = saved[1]["target_ms"] if saved else config.reward.target_ms
+    if not args.targets and search_target is None:
+        print("error: the search has no latency target; give --targets", file=sys.stderr)
+        return 2
+    targets = args.targets or [round(r * search_target, 3) for r in TARGET_RATIOS]
     args.out = args.out or os.path.join(args.search, "retrain")
     os.makedirs(args.out, exist_ok=True)
     trials = store.trials(trial_store.DONE)

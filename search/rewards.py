@@ -15,7 +15,7 @@ REWARDS = ("mnas", "mnas_hard", "abs")
 def check_reward(kind: str, target_ms: float, w: float) -> None:
     if kind not in REWARDS:
         raise ValueError(f"reward.kind {kind!r} is unknown; valid kinds are {', '.join(REWARDS)}")
-    if not target_ms > 0:
+    if target_ms is not None and not target_ms > 0:
         raise ValueError(f"reward.target_ms must be positive, got {target_ms}")
     if not w < 0:
         raise ValueError(f"reward.w must be negative for a latency penalty, got {w}")

@@ -78,10 +78,35 @@ def test_warm_start_is_trained_once_then_children_start_from_it_frozen(
         assert (saved.get_tensor(key) == after.get_tensor(key)).all(), key
 
 
+def test_neutral_warm_start_trains_sampled_heads_in_turn(config, tmp_path, monkeypatch):
+    """warm_start_heads: N heads from the space share the steps and carry one backbone, so
+    the warm start favours no single cell (the published one included)."""
+    from mnas_tf import warm_start
+    monkeypatch.setenv("MNAS_TF_CACHE", str(tmp_path / "cache"))
+    published = dataclasses.replace(config, warm_start_steps=3, freeze_backbone=True)
+    cfg = dataclasses.replace(published, warm_start_heads=2)
+    heads = warm_start.warm_start_heads(cfg)
+    assert len(heads) == 2 and heads[0] != heads[1] and heads == warm_start.warm_start_heads(cfg)
+    assert warm_start.warm_start_heads(published) == ["mnasfpn"]
+    engine = proxy._ENGINES.get(config.data_key()) or proxy.ProxyEngine(config)
+    runs = []
+    run = engine.run
+    monkeypatch.setattr(engine, "run", lambda arch, **kw: runs.append(
+        (arch, kw["config"].train_steps, kw["config"].init_checkpoint)) or run(arch, **kw))
+    prefix = engine.with_warm_start(cfg).init_checkpoint
+    assert [r[0] for r in runs] == heads and [r[1] for r in runs] == [1, 2]
+    assert runs[0][2] is None and runs[1][2].endswith(".partial/backbone")  # carried over
+    manifest = warm_start.read_manifest(os.path.dirname(prefix))
+    assert manifest["heads"] == 2 and len(manifest["head_metrics"]) == 2
+    assert warm_start.cached_checkpoint(published) is None  # a different cache entry
+
+
 @pytest.mark.parametrize("field, value", [("train_steps", 0), ("batch_size", -1),
                                           ("input_size", 100), ("learning_rate", 0.0),
                                           ("metric", "mAP"), ("freeze_backbone", True),
                                           ("warm_start_steps", -1),
+                                          ("warm_start_heads", 5),
+                                          ("warm_start_space", "nope"),
                                           ("eval_score_threshold", 1.5)])
 def test_invalid_proxy_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):

@@ -2,7 +2,8 @@
 
 A child's score is the space's toy objective (mean per-decision closeness to a hidden
 target architecture; exactly 1.0 there). `toy.delay_s` sleeps per child, standing in for
-training time so faults can land mid-child.
+training time so faults can land mid-child; `toy.noise` adds Gaussian noise drawn from the
+child's seed, so the same child and seed always score the same.
 """
 
 from __future__ import annotations
@@ -21,5 +22,10 @@ class ToyEvaluator(Evaluator):
         if self.config.toy.delay_s:
             time.sleep(self.config.toy.delay_s)
         value = self.objective.score(spec)
+        if self.config.toy.noise:
+            import numpy as np
+            arch = int(self.space.arch_hash(spec), 16) % 2**32  # per child, not per seed only
+            value += float(np.random.default_rng([seed, arch]).normal(0.0,
+                                                                      self.config.toy.noise))
         return {"status": "done", "map": value, "metrics": {"toy_score": value},
                 "timings": {}}

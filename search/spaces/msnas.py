@@ -29,6 +29,7 @@ from mnas_tf.arch.msnas import (FEATURE_STRIDES, MAX_STRIDE, MIN_STRIDE, STEM_ST
                                 UtilizationSpec, valid_utilizations)
 from mnas_tf.spaces import DecisionError
 from search.spaces.base import SearchSpace, Variation
+from search.fidelity import kendall_tau  # noqa: F401  (re-exported)
 
 _LOG = {2 ** k: k for k in range(1, 8)}
 _STEP = {0.5: -1, 1: 0, 2: 1}
@@ -258,11 +259,3 @@ def _try(strides, feature_strides, channels) -> Optional[MSNASSpec]:
         return MSNASSpec.build(tuple(strides), channels, tuple(feature_strides))
     except ArchitectureError:
         return None
-
-
-def kendall_tau(x, y) -> float:
-    """Kendall's tau-b (scipy), NaN when a side is constant."""
-    from scipy import stats
-    if len(set(x)) < 2 or len(set(y)) < 2:
-        return math.nan
-    return float(stats.kendalltau(x, y).statistic)

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from search.fidelity import kendall_tau
+
 CHECKPOINT_DIR = "supernet"
 FINETUNE_BATCHES = "finetune_batches.pkl"
 
@@ -116,15 +118,6 @@ def load_finetune_batches(trainer, config, out_dir: str) -> None:
             pickle.dump(batches, f)
         os.replace(path + ".tmp", path)
     trainer.finetune_batches = [tf.nest.map_structure(tf.constant, b) for b in batches]
-
-
-def kendall_tau(x, y) -> float:
-    """Kendall's tau-b (scipy), NaN when a side is constant."""
-    import math
-    from scipy import stats
-    if len(set(x)) < 2 or len(set(y)) < 2:
-        return math.nan
-    return float(stats.kendalltau(x, y).statistic)
 
 
 def rank_check(trainer, config, space, constraint, progress: bool = True) -> dict:
