@@ -12,6 +12,7 @@ A search is a space x a strategy x an evaluator, chosen in its config (configs/s
   python -m search.evolution  [--config C] [--set KEY=VALUE ...]   MSNAS (evolution, super-net)
   python -m search.space SPACE [--json]                            a space's size and decisions
   python -m search.retrain --search DIR                            search -> deployable detectors
+  python -m search.report OUT [--html FILE]                        a view-only HTML report
 
 e.g. python -m search.controller --config mnasfpn_random --set evaluator=toy --set budget=50
 """
