@@ -43,6 +43,21 @@ def table_dir() -> str:
                           os.path.join(os.path.expanduser("~"), ".cache", "mnas_tf", "latency"))
 
 
+def stable_fingerprint(fingerprint: dict) -> dict:
+    """The fields of a device fingerprint that make two measurements comparable."""
+    stable = {k: fingerprint[k] for k in STABLE_FINGERPRINT_KEYS if k in fingerprint}
+    stable["table_format"] = TABLE_FORMAT
+    return stable
+
+
+def table_path(fingerprint: dict, root: Optional[str] = None) -> str:
+    """Where the table of this device fingerprint lives (one file per fingerprint)."""
+    stable = stable_fingerprint(fingerprint)
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"{stable.get('backend', 'device')}-{digest}.sqlite"
+    return os.path.join(root or table_dir(), name)
+
+
 class MissingEntries(LatencyError):
     """Ops a prediction needs that the table lacks."""
 
@@ -63,8 +78,14 @@ class TableMismatch(LatencyError):
 class LatencyTable:
     """Op-key -> measured latency for one device fingerprint, stored in SQLite (WAL)."""
 
-    def __init__(self, path: str, fingerprint: Optional[dict] = None):
+    def __init__(self, path: str, fingerprint: Optional[dict] = None, readonly: bool = False):
         self.path = path
+        if readonly:  # e.g. a report: nothing written, no -wal/-shm left behind
+            live = os.path.exists(path + "-wal")  # a build has it open: read through the WAL
+            self._db = sqlite3.connect(f"file:{path}?mode=ro{'' if live else '&immutable=1'}",
+                                       uri=True)
+            self._entries = dict(self._db.execute("SELECT key, median_us FROM entries"))
+            return
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._db = sqlite3.connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -96,11 +117,8 @@ class LatencyTable:
         differs beyond `tolerance` is not reused: with `rebuild` it is moved aside
         (`*.stale-TIME`) and a fresh one is started; otherwise TableMismatch says so."""
         from latency.probe import DEFAULT_TOLERANCE, probe_mismatch
-        stable = {k: fingerprint[k] for k in STABLE_FINGERPRINT_KEYS if k in fingerprint}
-        stable["table_format"] = TABLE_FORMAT
-        digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
-        name = f"{stable.get('backend', 'device')}-{digest}.sqlite"
-        table = cls(os.path.join(root or table_dir(), name), stable)
+        stable, path = stable_fingerprint(fingerprint), table_path(fingerprint, root)
+        table = cls(path, stable)
         if probe_us is None:
             return table
         stored = table.meta("speed_probe_us")
@@ -119,7 +137,7 @@ class LatencyTable:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(table.path + suffix):
                     os.replace(table.path + suffix, stale + suffix)
-            table = cls(os.path.join(root or table_dir(), name), stable)
+            table = cls(path, stable)
             table.set_meta("speed_probe_us", probe_us)
             table.set_meta("replaced", {"stale": stale, "reason": message})
         return table

@@ -6,6 +6,10 @@ backbone, the head (decoder) and the predictor (one-stage) or the RPN and box he
 anchor count and output shapes.
 MAdds come from the traced inference graph (BN folded, see mnas_tf.cost); parameters are
 trainable weights (BN gamma/beta included, moving statistics not).
+
+`--draw FILE.svg` instead draws the architecture ARCH (a shipped name, a .json path or
+inline JSON; MnasFPN-family or MSNAS) the way the search report does, without building
+a model (`mnas_tf.arch.draw`).
 """
 
 from __future__ import annotations
@@ -131,17 +135,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", nargs="?", default=None,
                         help="registered experiment name or YAML file "
-                             "(default: mnasfpn_mobilenetv2_coco)")
+                             "(default: mnasfpn_mobilenetv2_coco); with --draw, an "
+                             "architecture")
     parser.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
     parser.add_argument("--params-override", action="append", default=[],
                         help="YAML/JSON overrides, e.g. "
                              "'task: {model: {decoder: {mnasfpn: {architecture: x.json}}}}'")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--draw", metavar="FILE.svg",
+                        help="draw the positional ARCH (architecture name, .json or inline "
+                             "JSON) as SVG to FILE.svg instead of describing an experiment")
     console.add_flag(parser)
     args = parser.parse_args(console.cli(argv))
     if args.input_size and min(args.input_size) <= 0:
         parser.error("--input-size needs two positive integers")
 
+    if args.draw:  # before Model Garden loads: drawing builds nothing
+        return draw_main(args.experiment, args.draw)
     from mnas_tf.arch import ArchitectureError
     from mnas_tf.experiment import ConfigError
     try:
@@ -150,6 +160,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(info) if args.json else format_report(info))
+    return 0
+
+
+def draw_main(ref: Optional[str], path: str) -> int:
+    """`--draw`: ARCH as SVG to `path`; one line and exit code 2 on a bad ARCH or path."""
+    from mnas_tf.arch import ArchitectureError
+    from mnas_tf.arch.draw import draw, load_any
+    from mnas_tf.writable import NotWritableError, check_writable_file
+    try:
+        if not ref:
+            raise ArchitectureError("--draw needs an architecture: python -m "
+                                    "mnas_tf.describe ARCH --draw FILE.svg")
+        check_writable_file(path, "--draw")
+        svg = draw(load_any(ref))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg)
+    except (ArchitectureError, NotWritableError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"drew {ref} to {path}")
     return 0
 
 

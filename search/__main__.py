@@ -13,6 +13,7 @@ A search is a space x a strategy x an evaluator, chosen in its config (configs/s
   python -m search.space SPACE [--json]                            a space's size and decisions
   python -m search.retrain --search DIR                            search -> deployable detectors
   python -m search.proxycheck [--config C] [--archs N] [--seeds S] does the proxy rank? (tau, ICC)
+  python -m search.report OUT [--html FILE]                        a view-only HTML report
 
 e.g. python -m search.controller --config mnasfpn_random --set evaluator=toy --set budget=50
 """

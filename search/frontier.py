@@ -30,21 +30,39 @@ def _cost(trials) -> tuple[str, str]:
 def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None,
                    metric: str = "AP") -> list[dict]:
     """frontier.json (non-dominated trials) and frontier.png (all trials, frontier drawn)."""
-    key, label = _cost(trials)
-    scored = [t for t in trials if t.map is not None and getattr(t, key) is not None]
-    front = [scored[i] for i in pareto_front([(getattr(t, key), t.map) for t in scored])]
+    front = _front(trials)[3]
     rows = [{"trial": t.id, "latency_ms": t.latency_ms, "madds": t.madds, "map": t.map,
              "reward": t.reward, "arch": t.arch} for t in front]
     with open(os.path.join(out_dir, "frontier.json"), "w") as f:
         json.dump(rows, f, indent=2)
-    if scored:
-        _plot(scored, front, os.path.join(out_dir, "frontier.png"), key, label,
-              target_ms if key == "latency_ms" else None, metric)
+    plot_frontier(trials, os.path.join(out_dir, "frontier.png"), target_ms, metric)
     return rows
 
 
-def _plot(trials, front, path: str, key: str, label: str, target_ms: Optional[float],
-          metric: str) -> None:
+def _front(trials) -> tuple:
+    """(cost key, its label, the scored trials, the non-dominated ones)."""
+    key, label = _cost(trials)
+    scored = [t for t in trials if t.map is not None and getattr(t, key) is not None]
+    front = [scored[i] for i in pareto_front([(getattr(t, key), t.map) for t in scored])]
+    return key, label, scored, front
+
+
+def plot_frontier(trials, path, target_ms: Optional[float], metric: str,
+                  marks: Sequence = ()) -> bool:
+    """The frontier figure to `path` (a file name or a binary file object), with `marks`
+    (trials drawn as named stars, e.g. the search's reference architectures); False when
+    no trial has a score and a cost."""
+    key, label, scored, front = _front(trials)
+    marks = [t for t in marks if t.map is not None and getattr(t, key, None) is not None]
+    if not scored:
+        return False
+    _plot(scored, front, path, key, label, target_ms if key == "latency_ms" else None,
+          metric, marks)
+    return True
+
+
+def _plot(trials, front, path, key: str, label: str, target_ms: Optional[float],
+          metric: str, marks: Sequence = ()) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -56,6 +74,12 @@ def _plot(trials, front, path: str, key: str, label: str, target_ms: Optional[fl
             label="non-dominated")
     if target_ms:
         ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    for i, t in enumerate(marks):
+        name = t.extra.get("reference", f"trial {t.id}")
+        ax.scatter([getattr(t, key)], [t.map], marker="*", s=160, c="orange",
+                   edgecolors="k", zorder=5, label=None if i else "reference")
+        ax.annotate(name, (getattr(t, key), t.map), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
     ax.set_xlabel(label)
     ax.set_ylabel(metric)
     ax.set_title("search: all children and the cost/score frontier")

@@ -64,6 +64,14 @@ class StoreError(RuntimeError):
     """A store that cannot be opened as asked; the message is one line for the user."""
 
 
+def connect_readonly(path: str, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection that leaves no -wal/-shm files behind: a store no search
+    has open (no -wal file) is read as immutable, a live one through its WAL."""
+    live = os.path.exists(path + "-wal")
+    return sqlite3.connect(f"file:{path}?mode=ro{'' if live else '&immutable=1'}", uri=True,
+                           timeout=timeout)
+
+
 def check_store(path: str) -> None:
     """Refuses (StoreError) a store that holds no search: empty, not SQLite, damaged, or
     without the config of the search that made it. Reads only: a resume never starts
@@ -73,7 +81,7 @@ def check_store(path: str) -> None:
         raise StoreError(f"{path} is empty (0 bytes) and holds no search to resume; move it "
                          f"away to start a new search there, or give a new --out")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = connect_readonly(path)
         try:
             status = db.execute("PRAGMA quick_check").fetchone()[0]
             row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
