@@ -34,7 +34,10 @@ def _save(fig) -> str:
 
 
 def target_ms(record) -> Optional[float]:
-    value = (record.config.get("reward") or {}).get("target_ms")
+    """The search's reward target as it priced it (a relative target is in the store)."""
+    value = (record.states.get("reward_target") or {}).get("target_ms")
+    if value is None:
+        value = (record.config.get("reward") or {}).get("target_ms")
     return float(value) if isinstance(value, (int, float)) else None
 
 
