@@ -1,5 +1,6 @@
 """A search's result files: the cost/score frontier (the MnasFPN paper's Figures 6 and 7),
-the score by child or evolution iteration (MSNAS Figure 3), and the top-k architectures."""
+the score by child or evolution iteration (MSNAS Figure 3), and the top-k architectures;
+and the frontier's measures (`pareto_front`, `hypervolume`) that benchmarks compare."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def hypervolume(points: Sequence[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """The area dominated by (cost, accuracy) points (lower cost, higher accuracy) and
+    bounded by `ref` = (the worst cost counted, the lowest accuracy counted): the larger,
+    the better the frontier. Points at or beyond `ref` in either coordinate add nothing."""
+    inside = [(c, a) for c, a in points if c < ref[0] and a > ref[1]]
+    front = [inside[i] for i in pareto_front(inside)]  # cost up, accuracy up
+    area = 0.0
+    for i, (cost, accuracy) in enumerate(front):
+        right = front[i + 1][0] if i + 1 < len(front) else ref[0]
+        area += (right - cost) * (accuracy - ref[1])
+    return area
+
+
 def _cost(trials) -> tuple[str, str]:
     """Latency where the search has it, else MAdds (an accuracy-only search)."""
     if any(t.latency_ms is not None for t in trials):
@@ -28,32 +42,46 @@ def _cost(trials) -> tuple[str, str]:
 
 
 def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None,
-                   metric: str = "AP") -> list[dict]:
-    """frontier.json (non-dominated trials) and frontier.png (all trials, frontier drawn)."""
+                   metric: str = "AP", references: Sequence[tuple[str, object]] = ()) -> list[dict]:
+    """frontier.json (non-dominated children) and frontier.png (all children, the frontier
+    drawn, and each (label, trial) of `references` marked by a star)."""
     key, label = _cost(trials)
     scored = [t for t in trials if t.map is not None and getattr(t, key) is not None]
+    marked = [(name, t) for name, t in references
+              if t.map is not None and getattr(t, key) is not None]
     front = [scored[i] for i in pareto_front([(getattr(t, key), t.map) for t in scored])]
     rows = [{"trial": t.id, "latency_ms": t.latency_ms, "madds": t.madds, "map": t.map,
              "reward": t.reward, "arch": t.arch} for t in front]
     with open(os.path.join(out_dir, "frontier.json"), "w") as f:
         json.dump(rows, f, indent=2)
-    if scored:
+    if scored or marked:
         _plot(scored, front, os.path.join(out_dir, "frontier.png"), key, label,
-              target_ms if key == "latency_ms" else None, metric)
+              target_ms if key == "latency_ms" else None, metric, marked)
     return rows
 
 
+def mark_references(ax, references, key: str = "latency_ms") -> None:
+    """A labelled star per (label, trial): where the hand-designed cells stand."""
+    for i, (name, t) in enumerate(references):
+        ax.scatter([getattr(t, key)], [t.map], marker="*", s=180, color=f"C{(i + 1) % 10}",
+                   edgecolors="black", linewidths=0.6, zorder=5, label=name)
+        ax.annotate(name, (getattr(t, key), t.map), textcoords="offset points",
+                    xytext=(6, 6), fontsize=7)
+
+
 def _plot(trials, front, path: str, key: str, label: str, target_ms: Optional[float],
-          metric: str) -> None:
+          metric: str, references=()) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    dots = ax.scatter([getattr(t, key) for t in trials], [t.map for t in trials],
-                      c=[t.id for t in trials], cmap="viridis", s=14, alpha=0.8)
-    fig.colorbar(dots, ax=ax, label="trial (sampling order)")
-    ax.plot([getattr(t, key) for t in front], [t.map for t in front], "r-o", ms=4, lw=1.2,
-            label="non-dominated")
+    if trials:
+        dots = ax.scatter([getattr(t, key) for t in trials], [t.map for t in trials],
+                          c=[t.id for t in trials], cmap="viridis", s=14, alpha=0.8)
+        fig.colorbar(dots, ax=ax, label="trial (sampling order)")
+        ax.plot([getattr(t, key) for t in front], [t.map for t in front], "r-o", ms=4,
+                lw=1.2, label="non-dominated")
+    mark_references(ax, references, key)
     if target_ms:
         ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
     ax.set_xlabel(label)

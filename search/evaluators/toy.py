@@ -2,7 +2,8 @@
 
 A child's score is the space's toy objective (mean per-decision closeness to a hidden
 target architecture; exactly 1.0 there). `toy.delay_s` sleeps per child, standing in for
-training time so faults can land mid-child.
+training time so faults can land mid-child. A spec the space cannot express (a reference
+architecture from outside it) scores 0, the objective's floor.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ class ToyEvaluator(Evaluator):
     def score(self, spec, seed: int) -> dict:
         if self.config.toy.delay_s:
             time.sleep(self.config.toy.delay_s)
-        value = self.objective.score(spec)
+        from mnas_tf.spaces import DecisionError
+        try:
+            value = self.objective.score(spec)
+        except DecisionError:  # no decision sequence of this space: nothing in common
+            value = 0.0
         return {"status": "done", "map": value, "metrics": {"toy_score": value},
                 "timings": {}}
