@@ -82,6 +82,9 @@ def run(args, extra_sets: Sequence[str] = ()) -> int:
         return 130
     best = summary["best"]
     print(json.dumps(best and {k: v for k, v in best.items() if k != "arch"}))
+    from search.references import describe
+    for row in summary.get("references", []):  # where the published cell landed
+        print(describe(row, summary["metric"]))
     written = [name for name in (trial_store.DB_NAME, "frontier.json", "frontier.png",
                                  "progress.png", "top_k.json", "summary.json", "tensorboard/",
                                  "logs/")

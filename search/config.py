@@ -150,6 +150,9 @@ class SearchConfig:
     summary_every: int = 5
     top_k: int = 5
     record_madds: bool = False
+    # architectures scored once per search beside the children (`search.references`);
+    # null: the published cell for the MnasFPN family, none otherwise
+    reference_architectures: Optional[tuple[str, ...]] = None
     reward: RewardConfig = RewardConfig()
     latency: LatencyConfig = LatencyConfig()
     constraint: ConstraintConfig = ConstraintConfig()
@@ -167,7 +170,9 @@ class SearchConfig:
         """What a resumed search must share with the original (the budget, the number of
         evolution iterations and the outputs may change)."""
         data = self.to_dict()
-        for key in ("budget", "summary_every", "top_k", "max_retries"):
+        # references may be added on resume: each is scored once, whenever it is named
+        for key in ("budget", "summary_every", "top_k", "max_retries",
+                    "reference_architectures"):
             data.pop(key)
         data["evolution"].pop("iterations")
         data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
@@ -194,6 +199,8 @@ def _build(cls, data: Any, where: str):
             values[key] = _build(_NESTED[key], value, key)
         elif key in ("params_override", "lr_boundaries"):
             values[key] = tuple(value or ())
+        elif key == "reference_architectures" and isinstance(value, list):
+            values[key] = tuple(value)  # null stays null: the space's default
         else:
             values[key] = value
     values = check_fields(cls, values, "" if where == "config" else where, SearchConfigError)
@@ -331,6 +338,11 @@ def validate(config: SearchConfig) -> None:
     except ValueError as e:
         raise SearchConfigError(str(e)) from None
     _validate_combination(config, space)
+    from search.references import check_references
+    try:
+        check_references(config, space)
+    except ValueError as e:
+        raise SearchConfigError(str(e)) from None
     checkpoint = config.proxy.init_checkpoint
     if config.evaluator == "proxy" and checkpoint and not _is_checkpoint(checkpoint):
         raise SearchConfigError(

@@ -13,7 +13,9 @@ space x strategy x evaluator (`python -m search --help`), e.g.
 
 Everything lands in DIR/search.sqlite as it happens; `--resume` after a kill continues
 with no finished child lost or repeated. DIR also gets frontier.json/png, progress.png,
-top_k.json (+ top_k/*.json architectures), summary.json and TensorBoard scalars.
+top_k.json (+ top_k/*.json architectures), summary.json and TensorBoard scalars. The
+published cell (`reference_architectures`) is trained once beside the children, outside
+the budget: starred on frontier.png, ranked in summary.json and in the last lines printed.
 """
 
 from __future__ import annotations

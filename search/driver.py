@@ -8,6 +8,10 @@ children in flight and loses or repeats nothing. A child whose worker died is re
 up to `max_retries` times (the retries are recorded in its row); a child that fails on its
 own is recorded as failed.
 
+Reference architectures (`search.references`, by default the published cell) are added
+once per search when it starts or resumes, trained like children by the same executor,
+and recorded as trials of role "reference": outside the budget, the strategy and top-k.
+
 Outputs for every combination: a progress bar and periodic summary lines, TensorBoard
 scalars, frontier.json/png (non-dominated cost-score children), progress.png (score by
 child or by evolution iteration), top_k.json plus one loadable architecture file per
@@ -65,10 +69,16 @@ class Search:
         self.latency = None
         if config.latency.source == "lut":
             from search.objectives import latency_predictor
-            self.latency = latency_predictor(config, self.space.cell_space, progress)
+            from search.references import reference_specs
+            extra = [spec for _, spec in reference_specs(config)]
+            if config.reward.target is not None:  # the relative target's reference is priced
+                from mnas_tf.arch import load_architecture
+                extra.append(load_architecture(config.reward.target["reference"]))
+            self.latency = latency_predictor(config, self.space.cell_space, progress, extra)
         self.target = self._target()
         self._waiting: dict[str, list[int]] = {}  # arch hash in flight -> duplicate trials
         self._in_flight: dict[str, int] = {}
+        self._references: set[int] = set()  # reference trials in flight
         self._writer = None
         self.prepared: Optional[dict] = None
         self._log = self._notice = print
@@ -165,6 +175,12 @@ class Search:
         self.store.finish(trial_id, status=status, map=result.get("map"), latency_ms=latency,
                           madds=madds, reward=reward, error=error,
                           metrics=result.get("metrics"), timings=result.get("timings"))
+        if trial.role == trial_store.REFERENCE:
+            self._references.discard(trial_id)
+            if status == trial_store.FAILED:
+                self._notice(f"[search] warning: reference {trial.extra.get('reference')} "
+                             f"(trial {trial_id}) failed ({error}); the search goes on")
+            return
         self._in_flight.pop(trial.arch_hash, None)
         finished = self.store.get(trial_id)
         for copy_id in self._waiting.pop(trial.arch_hash, []):
@@ -192,6 +208,22 @@ class Search:
         if latency is None:
             return float(score)
         return float(compute_reward(r.kind, score, latency, self.target["target_ms"], r.w))
+
+    # ----------------------------------------------------------------- references
+    def _start_references(self) -> None:
+        """Adds each configured reference not yet in the store (once per search, with the
+        search's seed), then submits every pending one (new, or requeued by a resume)."""
+        from search.references import reference_specs
+        known = {t.extra.get("reference") for t in self.store.references()}
+        for name, spec in reference_specs(self.config):
+            if name not in known:
+                arch = self.space.key(spec)
+                self.store.add(arch, trial_store.arch_hash(arch), self.config.seed,
+                               extra={"reference": name}, role=trial_store.REFERENCE)
+        for trial in self.store.references(trial_store.PENDING):
+            self._references.add(trial.id)
+            self.store.start(trial.id)
+            self.executor.submit(trial.id, trial.arch, trial.seed)
 
     # ----------------------------------------------------------------- the loop
     def _finished(self) -> int:
@@ -234,9 +266,10 @@ class Search:
         if self.config.latency.source != "none":
             self._log(f"[search] reward target: {self.target['how']}")
         if requeued:
-            self._notice(f"[search] resumed: {len(requeued)} child(ren) that were running are "
+            self._notice(f"[search] resumed: {len(requeued)} trial(s) that were running are "
                       f"requeued: {requeued}")
         try:
+            self._start_references()
             for trial in self.store.trials(trial_store.PENDING):
                 self._dispatch(trial)
             self.strategy.observe()
@@ -257,6 +290,9 @@ class Search:
                 every = self.config.summary_every
                 if now // every > before // every:
                     self._log(self.summary_line(start, done_at_start))
+            while self._references and self.executor.running():  # budget spent first
+                for trial_id, result in self.executor.wait():
+                    self._record(trial_id, result)
             self.strategy.observe(final=True)
             self._scalars()
         finally:
@@ -286,12 +322,7 @@ class Search:
 
     # ----------------------------------------------------------------- reporting
     def metric_name(self) -> str:
-        """What the `map` column holds: the evaluator's scoring metric."""
-        if self.config.evaluator == "toy":
-            return "toy score"
-        if self.config.evaluator == "supernet":
-            return f"one-shot {self.config.supernet.metric}"
-        return self.config.proxy.metric
+        return metric_name(self.config)
 
     def summary_line(self, start: float, done_at_start: int) -> str:
         counts = self.store.counts()
@@ -325,16 +356,18 @@ class Search:
 
     def finalize(self, start: float, done_at_start: int) -> dict:
         from search.frontier import plot_progress, write_frontier, write_top_k
+        from search.references import reference_trials, summary_rows
         trials = self.store.trials(trial_store.DONE)
         frontier = write_frontier(trials, self.out_dir, self.target["target_ms"],
-                                  self.metric_name())
+                                  self.metric_name(),
+                                  reference_trials(self.store, trial_store.DONE))
         plot_progress(trials, os.path.join(self.out_dir, "progress.png"), self.metric_name())
         top = self.top()
         write_top_k(top, self.out_dir, self.config, self.metric_name())
         best = self.best()
         summary = {"out": self.out_dir, "database": self.store.path,
                    "space": self.config.space, "strategy": self.config.strategy,
-                   "evaluator": self.config.evaluator,
+                   "evaluator": self.config.evaluator, "metric": self.metric_name(),
                    "counts": self.store.counts(), **self.strategy.summary(),
                    "frontier": len(frontier), "prepared": self.prepared,
                    "constraint_target_madds": self.constraint.target,
@@ -344,6 +377,7 @@ class Search:
                        "metric": self.metric_name(), "latency_ms": best.latency_ms,
                        "madds": best.madds, "arch": best.arch},
                    "top_k": [t.id for t in top],
+                   "references": summary_rows(self.store),
                    "seconds": round(time.perf_counter() - start, 1)}
         with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
@@ -371,6 +405,15 @@ class Search:
             self._scalar("child/map", trial.map, trial.id)
             self._scalar("child/latency_ms", trial.latency_ms, trial.id)
             self._scalar("child/reward", trial.reward, trial.id)
+
+
+def metric_name(config) -> str:
+    """What the `map` column holds: the evaluator's scoring metric."""
+    if config.evaluator == "toy":
+        return "toy score"
+    if config.evaluator == "supernet":
+        return f"one-shot {config.supernet.metric}"
+    return config.proxy.metric
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -1,5 +1,6 @@
 """A search's result files: the cost/score frontier (the MnasFPN paper's Figures 6 and 7),
-the score by child or evolution iteration (MSNAS Figure 3), and the top-k architectures."""
+the score by child or evolution iteration (MSNAS Figure 3), and the top-k architectures;
+and the frontier's measures (`pareto_front`, `hypervolume`) that benchmarks compare."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def hypervolume(points: Sequence[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """The area dominated by (cost, accuracy) points (lower cost, higher accuracy) and
+    bounded by `ref` = (the worst cost counted, the lowest accuracy counted): the larger,
+    the better the frontier. Points at or beyond `ref` in either coordinate add nothing."""
+    inside = [(c, a) for c, a in points if c < ref[0] and a > ref[1]]
+    front = [inside[i] for i in pareto_front(inside)]  # cost up, accuracy up
+    area = 0.0
+    for i, (cost, accuracy) in enumerate(front):
+        right = front[i + 1][0] if i + 1 < len(front) else ref[0]
+        area += (right - cost) * (accuracy - ref[1])
+    return area
+
+
 def _cost(trials) -> tuple[str, str]:
     """Latency where the search has it, else MAdds (an accuracy-only search)."""
     if any(t.latency_ms is not None for t in trials):
@@ -28,14 +42,16 @@ def _cost(trials) -> tuple[str, str]:
 
 
 def write_frontier(trials, out_dir: str, target_ms: Optional[float] = None,
-                   metric: str = "AP") -> list[dict]:
-    """frontier.json (non-dominated trials) and frontier.png (all trials, frontier drawn)."""
+                   metric: str = "AP", references: Sequence[tuple[str, object]] = ()) -> list[dict]:
+    """frontier.json (non-dominated children) and frontier.png (all children, the frontier
+    drawn, and each (label, trial) of `references` marked by a star)."""
     front = _front(trials)[3]
     rows = [{"trial": t.id, "latency_ms": t.latency_ms, "madds": t.madds, "map": t.map,
              "reward": t.reward, "arch": t.arch} for t in front]
     with open(os.path.join(out_dir, "frontier.json"), "w") as f:
         json.dump(rows, f, indent=2)
-    plot_frontier(trials, os.path.join(out_dir, "frontier.png"), target_ms, metric)
+    plot_frontier(trials, os.path.join(out_dir, "frontier.png"), target_ms, metric,
+                  references)
     return rows
 
 
@@ -48,38 +64,44 @@ def _front(trials) -> tuple:
 
 
 def plot_frontier(trials, path, target_ms: Optional[float], metric: str,
-                  marks: Sequence = ()) -> bool:
-    """The frontier figure to `path` (a file name or a binary file object), with `marks`
-    (trials drawn as named stars, e.g. the search's reference architectures); False when
-    no trial has a score and a cost."""
+                  references: Sequence[tuple[str, object]] = ()) -> bool:
+    """The frontier figure to `path` (a file name or a binary file object), each
+    (label, trial) of `references` (e.g. the published cell) drawn as a named star; False
+    when nothing has both a score and a cost."""
     key, label, scored, front = _front(trials)
-    marks = [t for t in marks if t.map is not None and getattr(t, key, None) is not None]
-    if not scored:
+    marked = [(name, t) for name, t in references
+              if t.map is not None and getattr(t, key, None) is not None]
+    if not (scored or marked):
         return False
     _plot(scored, front, path, key, label, target_ms if key == "latency_ms" else None,
-          metric, marks)
+          metric, marked)
     return True
 
 
+def mark_references(ax, references, key: str = "latency_ms") -> None:
+    """A labelled star per (label, trial): where the hand-designed cells stand."""
+    for i, (name, t) in enumerate(references):
+        ax.scatter([getattr(t, key)], [t.map], marker="*", s=180, color=f"C{(i + 1) % 10}",
+                   edgecolors="black", linewidths=0.6, zorder=5, label=name)
+        ax.annotate(name, (getattr(t, key), t.map), textcoords="offset points",
+                    xytext=(6, 6), fontsize=7)
+
+
 def _plot(trials, front, path, key: str, label: str, target_ms: Optional[float],
-          metric: str, marks: Sequence = ()) -> None:
+          metric: str, references=()) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    dots = ax.scatter([getattr(t, key) for t in trials], [t.map for t in trials],
-                      c=[t.id for t in trials], cmap="viridis", s=14, alpha=0.8)
-    fig.colorbar(dots, ax=ax, label="trial (sampling order)")
-    ax.plot([getattr(t, key) for t in front], [t.map for t in front], "r-o", ms=4, lw=1.2,
-            label="non-dominated")
+    if trials:
+        dots = ax.scatter([getattr(t, key) for t in trials], [t.map for t in trials],
+                          c=[t.id for t in trials], cmap="viridis", s=14, alpha=0.8)
+        fig.colorbar(dots, ax=ax, label="trial (sampling order)")
+        ax.plot([getattr(t, key) for t in front], [t.map for t in front], "r-o", ms=4,
+                lw=1.2, label="non-dominated")
+    mark_references(ax, references, key)
     if target_ms:
         ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
-    for i, t in enumerate(marks):
-        name = t.extra.get("reference", f"trial {t.id}")
-        ax.scatter([getattr(t, key)], [t.map], marker="*", s=160, c="orange",
-                   edgecolors="k", zorder=5, label=None if i else "reference")
-        ax.annotate(name, (getattr(t, key), t.map), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
     ax.set_xlabel(label)
     ax.set_ylabel(metric)
     ax.set_title("search: all children and the cost/score frontier")

@@ -8,15 +8,19 @@ is `search.constraints`.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 
-def latency_predictor(config, cell_space, progress: bool) -> Callable[[dict], float]:
+def latency_predictor(config, cell_space, progress: bool,
+                      extra_specs: Sequence = ()) -> Callable[[dict], float]:
     """arch dict -> predicted ms, from the device's table. The table is built for the
     configured space first unless it already holds every op key of that space at this
     input size and its constant was calibrated on it (an exact, measurement-free check);
-    a table built for other spaces only gets the keys it lacks measured."""
-    from latency.lut import build, device_table, load_shape, table_ready
+    a table built for other spaces only gets the keys it lacks measured. The ops of
+    `extra_specs` (reference architectures outside the space) are measured where the
+    table lacks them, under the space's calibration."""
+    from latency.lut import build, device_table, load_shape, measure_ops, table_ready
+    from latency.ops import detector_ops
     from latency.measure import get_backend
     from latency.table import LatencyPredictor
     from mnas_tf.arch import MnasFPNSpec
@@ -33,6 +37,13 @@ def latency_predictor(config, cell_space, progress: bool) -> Callable[[dict], fl
                   f"{config.space!r} at {cfg.input_size}x{cfg.input_size} (once per device "
                   f"and space; resumable): {table.path}", file=sys.stderr)
         build(table, params, shape, backend, cfg.threads, progress=progress, space=cell_space)
+    extra = table.missing([key for spec in extra_specs
+                           for part in detector_ops(spec, shape).values() for key in part])
+    if extra:
+        if progress:
+            print(f"[search] measuring {len(extra)} op(s) of the reference architectures "
+                  f"that the latency table lacks", file=sys.stderr)
+        measure_ops(table, extra, backend, cfg.threads, progress=progress)
     predictor = LatencyPredictor(table, shape)
     return lambda arch: predictor.predict(MnasFPNSpec.from_dict(arch)).total_ms
 

@@ -44,9 +44,10 @@ def target_ms(record) -> Optional[float]:
 def frontier_png(record) -> Optional[str]:
     """All done children, the non-dominated ones and the reference trials as stars."""
     buffer = io.BytesIO()
-    done = [t for t in record.references() if t.status == "done"]
+    done = [(t.extra.get("reference", f"trial {t.id}"), t) for t in record.references()
+            if t.status == "done"]
     if not frontier.plot_frontier(record.children(), buffer, target_ms(record),
-                                  record.metric(), marks=done):
+                                  record.metric(), done):
         return None
     return data_uri(buffer)
 

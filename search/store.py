@@ -6,6 +6,11 @@ weights, evolution population, RNG) live beside the trials and are written in th
 transaction as the trial results they belong to, so the two never disagree.
 
 A database remembers the config it was made with and refuses to be resumed by another.
+
+A trial's `role` is "child" (what the strategy proposed: budget, de-duplication, the
+strategy, top-k and every default read see only these) or "reference" (a named
+architecture such as the published cell, scored beside the children for comparison);
+`references()` reads the latter. Stores from before the column get it on open.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any, Iterable, Optional
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATUSES = (PENDING, RUNNING, DONE, FAILED)
+CHILD, REFERENCE = "child", "reference"
+ROLES = (CHILD, REFERENCE)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +51,8 @@ CREATE TABLE IF NOT EXISTS trials (
     created REAL NOT NULL,
     started REAL,
     finished REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    role TEXT NOT NULL DEFAULT 'child'
 );
 CREATE INDEX IF NOT EXISTS trials_hash ON trials (arch_hash, status);
 CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
@@ -157,6 +165,7 @@ class Trial:
     started: Optional[float]
     finished: Optional[float]
     attempts: int
+    role: str = CHILD
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Trial":
@@ -178,7 +187,16 @@ class TrialStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._check_config(config)
+
+    def _migrate(self) -> None:
+        """Adds the `role` column to a store made before it (every old trial a child)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if "role" not in columns:
+            with self.transaction():
+                self._db.execute(
+                    "ALTER TABLE trials ADD COLUMN role TEXT NOT NULL DEFAULT 'child'")
 
     @classmethod
     def open_existing(cls, path: str) -> "TrialStore":
@@ -224,13 +242,15 @@ class TrialStore:
     # ----------------------------------------------------------------- trials
     def add(self, arch: dict, arch_hash: str, seed: int, *, log_prob: Optional[float] = None,
             policy_version: Optional[int] = None, extra: Optional[dict] = None,
-            status: str = PENDING) -> int:
+            status: str = PENDING, role: str = CHILD) -> int:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO trials (arch, arch_hash, status, seed, log_prob, policy_version,"
-                " extra, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " extra, created, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (canonical_json(arch), arch_hash, status, int(seed), log_prob, policy_version,
-                 json.dumps(extra or {}), time.time()))
+                 json.dumps(extra or {}), time.time(), role))
         return int(cursor.lastrowid)
 
     def start(self, trial_id: int) -> None:
@@ -281,15 +301,24 @@ class TrialStore:
                              (PENDING, RUNNING))
         return ids
 
-    def trials(self, status: Optional[str | Iterable[str]] = None) -> list[Trial]:
-        if status is None:
-            rows = self._db.execute("SELECT * FROM trials ORDER BY id")
-        else:
+    def trials(self, status: Optional[str | Iterable[str]] = None,
+               role: Optional[str] = CHILD) -> list[Trial]:
+        """Trials by id, children only unless `role` says otherwise (None: every role)."""
+        where, args = [], []
+        if status is not None:
             wanted = (status,) if isinstance(status, str) else tuple(status)
-            marks = ",".join("?" * len(wanted))
-            rows = self._db.execute(
-                f"SELECT * FROM trials WHERE status IN ({marks}) ORDER BY id", wanted)
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if role is not None:
+            where.append("role=?")
+            args.append(role)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.execute(f"SELECT * FROM trials{clause} ORDER BY id", args)
         return [Trial.from_row(r) for r in rows]
+
+    def references(self, status: Optional[str | Iterable[str]] = None) -> list[Trial]:
+        """The reference trials (named architectures scored beside the children)."""
+        return self.trials(status, role=REFERENCE)
 
     def get(self, trial_id: int) -> Trial:
         row = self._db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
@@ -298,15 +327,18 @@ class TrialStore:
         return Trial.from_row(row)
 
     def find(self, arch_hash: str, status: str = DONE) -> Optional[Trial]:
-        """The first trial of this architecture with this status (for de-duplication)."""
+        """The first child of this architecture with this status (for de-duplication:
+        a reference, trained with the search's seed, never stands in for a child)."""
         row = self._db.execute(
-            "SELECT * FROM trials WHERE arch_hash=? AND status=? ORDER BY id LIMIT 1",
-            (arch_hash, status)).fetchone()
+            "SELECT * FROM trials WHERE arch_hash=? AND status=? AND role=? ORDER BY id "
+            "LIMIT 1", (arch_hash, status, CHILD)).fetchone()
         return Trial.from_row(row) if row else None
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, role: str = CHILD) -> dict[str, int]:
+        """Trials per status, of one role (children: what the budget counts)."""
         counts = dict.fromkeys(STATUSES, 0)
-        for status, n in self._db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
+        for status, n in self._db.execute(
+                "SELECT status, COUNT(*) FROM trials WHERE role=? GROUP BY status", (role,)):
             counts[status] = n
         return counts
 

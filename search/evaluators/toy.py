@@ -3,7 +3,8 @@
 A child's score is the space's toy objective (mean per-decision closeness to a hidden
 target architecture; exactly 1.0 there). `toy.delay_s` sleeps per child, standing in for
 training time so faults can land mid-child; `toy.noise` adds Gaussian noise drawn from the
-child's seed, so the same child and seed always score the same.
+child's seed, so the same child and seed always score the same. A spec the space cannot
+express (a reference architecture from outside it) scores 0, the objective's floor.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ class ToyEvaluator(Evaluator):
     def score(self, spec, seed: int) -> dict:
         if self.config.toy.delay_s:
             time.sleep(self.config.toy.delay_s)
-        value = self.objective.score(spec)
+        from mnas_tf.spaces import DecisionError
+        try:
+            value = self.objective.score(spec)
+        except DecisionError:  # no decision sequence of this space: nothing in common
+            value = 0.0
         if self.config.toy.noise:
             import numpy as np
             arch = int(self.space.arch_hash(spec), 16) % 2**32  # per child, not per seed only

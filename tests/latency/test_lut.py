@@ -436,6 +436,33 @@ def test_search_builds_the_table_for_its_configured_space(tmp_path, monkeypatch)
     assert device.models == models
 
 
+def test_search_measures_the_ops_its_references_need_beyond_its_space(tmp_path, monkeypatch):
+    """The published cell is outside space no_expand (it expands): the driver measures the
+    ops of it that the space's table lacks, so the reference is priced like a child."""
+    from latency import lut, measure
+    from latency.table import MissingEntries
+    from mnas_tf.arch import load_architecture
+    from mnas_tf.spaces import canonical_dict
+    from search import objectives
+    from search.config import load_config
+    device = _FakeDevice()
+    monkeypatch.setattr(measure, "get_backend", lambda name, **kwargs: device)
+    config = load_config(None, {"space": "no_expand", "latency": {
+        "input_size": 128, "table_dir": str(tmp_path)}})
+    _, shape = lut.load_shape(config.latency.experiment, (128, 128))
+    _fake_converters(monkeypatch, shape)
+    space, published = get_space("no_expand"), load_architecture("mnasfpn")
+    plain = objectives.latency_predictor(config, space, progress=False)
+    with pytest.raises(MissingEntries):
+        plain(canonical_dict(published))
+    models = device.models
+    price = objectives.latency_predictor(config, space, False, [published])
+    assert device.models > models and price(canonical_dict(published)) > 1.3
+    models = device.models
+    objectives.latency_predictor(config, space, False, [published])  # all there now
+    assert device.models == models
+
+
 def test_search_prices_int8_children_from_an_int8_table(tmp_path, monkeypatch):
     """`latency.quant: int8`: the search's table is the device's int8 table, its entries
     are int8 ops (the outputs' DEQUANTIZE included), and the float table is untouched."""

@@ -1,7 +1,9 @@
 """Shared by the strategy x space matrix tests: a toy search stopped mid-run (killed with
 SIGKILL, or interrupted in-process the way a kill leaves the store: a child running),
 then resumed, must lose and repeat nothing (and, where the strategy's proposals do not
-depend on timing, end exactly like an uninterrupted run)."""
+depend on timing, end exactly like an uninterrupted run). The mnasfpn space's searches
+also score the published cell as a reference trial: once, outside the budget, and never
+again after the resume."""
 
 import json
 import os
@@ -33,15 +35,33 @@ def config_text(space: str, strategy: str, delay_s: float = 0.15) -> str:
     return json.dumps(data)
 
 
-def _rows(db):
+def _rows(db, role="child"):
     if not os.path.exists(db):
         return []
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
             return c.execute("SELECT id, arch_hash, reward, status, attempts, extra, finished "
-                             "FROM trials ORDER BY id").fetchall()
+                             "FROM trials WHERE role=? ORDER BY id", (role,)).fetchall()
     except sqlite3.OperationalError:
         return []
+
+
+def _references(space: str) -> int:
+    """How many reference trials the space's toy search scores (the default: the
+    published cell for the MnasFPN family, none for msnas)."""
+    return 1 if space == "mnasfpn" else 0
+
+
+def _check_references(db, space: str, reference) -> None:
+    """Each reference: one row, scored, run at most twice (in flight at the stop), and
+    the same score as in the uninterrupted run."""
+    rows = _rows(db, "reference")
+    assert len(rows) == _references(space)
+    assert all(r[3] == "done" and r[2] is not None and r[4] <= 2 for r in rows)
+    assert [json.loads(r[5])["reference"] for r in rows] == ["mnasfpn"] * len(rows)
+    if reference is not None:
+        assert [(r[1], r[2]) for r in rows] == [(r[1], r[2]) for r in
+                                                _rows(reference, "reference")]
 
 
 def _cli(config, out, *extra):
@@ -79,6 +99,7 @@ def check_kill_and_resume(tmp_path, space: str, strategy: str) -> None:
         assert reference.returncode == 0, reference.stderr[-3000:]
         reference = os.path.join(ref, "search.sqlite")
     _check_resumed(_rows(db), before, strategy, reference)
+    _check_references(db, space, reference)
 
 
 def _check_resumed(rows, before: dict, strategy: str, reference) -> None:
@@ -114,9 +135,9 @@ def check_interrupt_and_resume(tmp_path, monkeypatch, space: str, strategy: str)
     argv = ["--config", str(config), "--quiet"]
     score, calls = ToyEvaluator.score, {"n": 0}
 
-    def dies_on_the_3rd(self, spec, seed):
+    def dies_on_the_3rd(self, spec, seed):  # child (the references are evaluated first)
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 3 + _references(space):
             raise Interrupted()
         return score(self, spec, seed)
 
@@ -136,6 +157,7 @@ def check_interrupt_and_resume(tmp_path, monkeypatch, space: str, strategy: str)
         assert controller.main(argv + ["--out", ref]) == 0
         reference = os.path.join(ref, "search.sqlite")
     _check_resumed(_rows(db), before, strategy, reference)
+    _check_references(db, space, reference)
 
 
 def _group_alive(pgid: int) -> bool:

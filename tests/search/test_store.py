@@ -61,3 +61,38 @@ def test_other_config_is_refused_naming_the_keys(tmp_path):
     TrialStore(path, {"target_ms": 20, "w": -0.3}).close()
     with pytest.raises(ConfigMismatch, match="differs in: target_ms"):
         TrialStore(path, {"target_ms": 30, "w": -0.3})
+
+
+def test_reference_trials_stay_out_of_every_child_read(tmp_path):
+    """A reference (the published cell) is a row of its own role: budget counts,
+    de-duplication and the default reads see children only."""
+    from search.store import REFERENCE
+    store = TrialStore(str(tmp_path / "s.sqlite"), {})
+    ref = store.add(ARCH, arch_hash(ARCH), seed=0, extra={"reference": "mnasfpn"},
+                    role=REFERENCE)
+    store.finish(ref, map=0.5, reward=0.5)
+    assert store.find(arch_hash(ARCH)) is None  # never stands in for a child
+    assert store.trials() == [] and store.counts()[DONE] == 0
+    child = store.add(ARCH, arch_hash(ARCH), seed=7)
+    store.finish(child, map=0.4, reward=0.4)
+    assert store.find(arch_hash(ARCH)).id == child
+    assert [t.id for t in store.trials(DONE)] == [child]
+    assert [(t.id, t.role, t.extra) for t in store.references()] == [
+        (ref, REFERENCE, {"reference": "mnasfpn"})]
+    assert store.counts(REFERENCE) == {PENDING: 0, RUNNING: 0, DONE: 1, FAILED: 0}
+    assert [t.id for t in store.trials(role=None)] == [ref, child]
+    with pytest.raises(ValueError, match="role must be one of child, reference"):
+        store.add(ARCH, "h", seed=0, role="baseline")
+
+
+def test_a_store_from_before_roles_gets_the_column_and_keeps_its_children(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite")
+    TrialStore(path, {"seed": 0}).close()
+    with sqlite3.connect(path) as db:  # the trials table as it was: no role column
+        db.execute("ALTER TABLE trials DROP COLUMN role")
+        db.execute("INSERT INTO trials (arch, arch_hash, status, seed, created) VALUES "
+                   "('{}', 'h', 'done', 3, 0)")
+    store = TrialStore(path, {"seed": 0})
+    [old] = store.trials()
+    assert (old.role, old.seed, store.references()) == ("child", 3, [])
