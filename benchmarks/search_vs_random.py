@@ -170,8 +170,10 @@ def table(result: dict) -> str:
     lines = [f"| over seeds {result['seeds']} (budget {result['budget']}) | "
              + " | ".join(strategies) + " |", "|---|" + "---|" * len(strategies)]
     names = {"best_reward": "best reward",
-             "best_map_at_target": f"best {metric} at <= {target:g} ms",
-             "hypervolume": f"hypervolume ((latency, {metric}) from ({bound[0]:g} ms, 0))"}
+             "best_map_at_target": f"best {metric} at <= " + (
+                 f"{target:g} ms" if target else "the target (no latency)"),
+             "hypervolume": f"hypervolume ((latency, {metric}) from " + (
+                 f"({bound[0]:g} ms, 0))" if bound else "- (no latency))")}
     for m in METRICS:
         lines.append(f"| {names[m]} | " + " | ".join(_fmt(summary[s][m]) for s in strategies)
                      + " |")

@@ -207,6 +207,8 @@ class Search:
         r = self.config.reward
         if latency is None:
             return float(score)
+        if self.target["target_ms"] is None:  # no latency source: nothing to trade against
+            return float(score)
         return float(compute_reward(r.kind, score, latency, self.target["target_ms"], r.w))
 
     # ----------------------------------------------------------------- references

@@ -14,7 +14,7 @@ from search.frontier import hypervolume
 from search.store import DONE, TrialStore
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_vs_random.py"
-ARGS = ["--set", "evaluator=toy", "--budget", "6", "--seeds", "0", "1", "--quiet", "--json"]
+ARGS = ["--set", "evaluator=toy", "--set", "reward.target_ms=25", "--budget", "6", "--seeds", "0", "1", "--quiet", "--json"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_both_strategies_are_measured_from_their_stores_and_reused(
     assert "| best reward |" in captured.out and "ran (" in captured.err
     saved = json.loads((out / "search_vs_random.json").read_text())
     assert saved["summary"] == result["summary"] and (out / "search_vs_random.png").exists()
-    assert result["hv_reference"] == [50.0, 0.0]  # 2 x the default 25 ms target
+    assert result["hv_reference"] == [50.0, 0.0]  # 2 x the 25 ms target
     for run in saved["runs"]:
         store = TrialStore.open_existing(str(out / f"{run['strategy']}_seed{run['seed']}"
                                              / "search.sqlite"))
