@@ -34,7 +34,7 @@ def _run(module: str, *args, cwd=None) -> dict:
 # ---------------------------------------------------------------- search configs (no TF)
 SEARCH_CASES = [
     ("seed: abc", "seed must be an integer, got 'abc' (a string)"),
-    ("reward: {target_ms: '25'}", "reward.target_ms must be a number, got '25'"),
+    ("reward: {target_ms: '25'}", "reward.target_ms must be a number (or null), got '25'"),
     ("latency: {input_size: '320'}", "latency.input_size must be an integer, got '320'"),
     ("proxy: {train_steps: x}", "proxy.train_steps must be an integer, got 'x'"),
     ("ppo: {learning_rate: fast}", "ppo.learning_rate must be a number, got 'fast'"),
