@@ -273,8 +273,8 @@ def goals(report: dict) -> dict:
 
 
 def _metric(config) -> str:
-    return {"toy": "toy score", "supernet": f"one-shot {config.supernet.metric}"}.get(
-        config.evaluator, config.proxy.metric)
+    from search.driver import metric_name
+    return metric_name(config)
 
 
 def _mean(values) -> float:
