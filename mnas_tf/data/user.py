@@ -162,3 +162,23 @@ def _build(directory: str, train: dict, train_images: str, parts: list,
            for kind in ("records", "annotations")},
     }
     write_json_atomic(manifest, os.path.join(directory, MANIFEST))
+
+
+def data_override(section: dict, progress: bool = True) -> dict:
+    """A `data:` section ({train: {annotations, images}, val: {...}, val_fraction}) as a
+    Model Garden override: input paths, evaluation annotations and model.num_classes."""
+    if not isinstance(section, dict) or not isinstance(section.get("train"), dict):
+        raise DataError(f"data.train must be {{annotations: FILE, images: DIR}}, got "
+                        f"{section.get('train') if isinstance(section, dict) else section!r}")
+    unknown = sorted(set(section) - {"train", "val", "val_fraction"})
+    if unknown:
+        raise DataError(f"data: unknown key(s) {', '.join(unknown)}; valid keys are train, "
+                        f"val, val_fraction")
+    val = section.get("val") or {}
+    data = user_dataset(section["train"].get("annotations"), section["train"].get("images"),
+                        val.get("annotations"), val.get("images"),
+                        val_fraction=section.get("val_fraction", 0.2), progress=progress)
+    return {"task": {"train_data": {"input_path": data.train_records},
+                     "validation_data": {"input_path": data.val_records},
+                     "annotation_file": data.val_annotations,
+                     "model": {"num_classes": data.num_classes}}}
