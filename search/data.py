@@ -10,6 +10,7 @@ Model Garden overrides. `data: null` returns the config unchanged (the synthetic
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from search.config import SearchConfig, SearchConfigError
 
@@ -29,9 +30,14 @@ def resolve_data(config: SearchConfig, progress: bool = True) -> SearchConfig:
     try:
         data = user_dataset(d.train["annotations"], d.train["images"],
                             val.get("annotations"), val.get("images"),
-                            val_fraction=d.val_fraction, seed=config.seed, progress=progress)
+                            val_fraction=d.val_fraction, progress=progress)
     except DataError as e:
         raise SearchConfigError(str(e)) from None
+    if progress:
+        print(f"[data] {len(data.category_names)} categories ({', '.join(data.category_names)})"
+              f", model.num_classes {data.num_classes}; search-val "
+              f"{'held out of train' if data.held_out else 'from data.val'} ({data.root})",
+              file=sys.stderr)
     override = num_classes_override(data.num_classes)
     proxy = dataclasses.replace(
         config.proxy, train_data=data.train_records, val_data=data.val_records,
