@@ -127,3 +127,32 @@ def test_tiny_search_on_two_class_dataset(data_env):
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     assert summary["best"] is not None
+
+
+def test_retrain_uses_the_searchs_data(data_env, monkeypatch, capsys):
+    from mnas_tf.arch import load_architecture
+    from mnas_tf.config_files import ConfigError
+    from mnas_tf.spaces import canonical_dict
+    from search import retrain
+    from search.store import DB_NAME, DONE, TrialStore, arch_hash
+    ann, images = write_dataset(str(data_env), num_images=4)
+    config = load_config(overrides={"evaluator": "toy", "reward": {"target_ms": 10.0},
+                                    "latency": {"source": "none"}},
+                         sets=_sets(ann, images))
+    out = data_env / "search"
+    store = TrialStore(str(out / DB_NAME), config.run_config())
+    arch = canonical_dict(load_architecture("mnasfpn"))
+    store.finish(store.add(arch, arch_hash(arch), 0), status=DONE, map=0.5, latency_ms=8.0,
+                 reward=0.5)
+    store.close()
+    seen = {}
+
+    def retrain_model(target, trial, repeats, args, pricer):
+        seen["overrides"] = list(args.params_override)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(retrain, "retrain_model", retrain_model)
+    assert retrain.main(["--search", str(out), "--no-measure", "--no-export",
+                         "--repeats", "1"]) == 2
+    task = json.loads(seen["overrides"][0])["task"]
+    assert task["model"]["num_classes"] == 2 and task["annotation_file"].endswith("val.json")
