@@ -156,3 +156,24 @@ def test_retrain_uses_the_searchs_data(data_env, monkeypatch, capsys):
                          "--repeats", "1"]) == 2
     task = json.loads(seen["overrides"][0])["task"]
     assert task["model"]["num_classes"] == 2 and task["annotation_file"].endswith("val.json")
+
+
+def test_supernet_gets_the_data_and_num_classes(data_env):
+    from search.evaluators.supernet.training import proxy_config
+    ann, images = write_dataset(str(data_env), num_images=4)
+    config = resolve_data(load_config(overrides={"space": "msnas", "evaluator": "supernet",
+                                                 "latency": {"source": "none"},
+                                                 "reference_architectures": []},
+                                      sets=_sets(ann, images)), progress=False)
+    proxy = proxy_config(config)
+    assert proxy.train_data == config.proxy.train_data
+    assert proxy.val_annotations == config.proxy.val_annotations
+    assert {"task": {"model": {"num_classes": 2}}} in proxy.params_override
+
+
+def test_evolution_cli_takes_the_data_flags():
+    from search import cli
+    args = cli.parser("python -m search.evolution", "", None).parse_args(
+        ["--train-annotations", "a b.json", "--train-images", "imgs"])
+    assert cli.data_sets(args) == ['data.train.annotations="a b.json"',
+                                   'data.train.images="imgs"']
