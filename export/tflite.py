@@ -38,6 +38,8 @@ def _parser():
                         help="'a.b=1,c.d=x' or a YAML mapping (repeatable), as in mnas_tf.train")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's and the converter's own log lines")
+    from mnas_tf.train import data_flags
+    data_flags(parser)  # own COCO data: its num_classes, and its images for calibration
     return parser
 
 
@@ -104,6 +106,11 @@ def _export(args):
     start = time.perf_counter()
     nms = args.postprocess == "nms"
     overrides = [parse_override(o) for o in args.params_override]
+    from mnas_tf.train import data_from_flags
+    data = data_from_flags(args)
+    if data:
+        from mnas_tf.data.user import data_override
+        overrides.append(data_override(data, progress=False))
     params = detector.load_params(args.experiment or args.config, args.input_size,
                                   overrides + ([detector.TFLITE_NMS] if nms else []),
                                   need_data=args.quant in ("int8", "qat"))

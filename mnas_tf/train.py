@@ -27,16 +27,47 @@ COCO_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "AR
              "ARs", "ARm", "ARl")
 
 
-def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Sequence[str]):
-    """Experiment, then YAML files in order, then --params-override, all strict."""
+def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Sequence[str],
+                data: Optional[dict] = None, progress: bool = True):
+    """Experiment, then YAML files in order, then --params-override, all strict. A YAML's
+    `data: {train: {annotations, images}, val: {...}}` section (or `data`, from the
+    --train-/--val- flags, over it) is your own COCO dataset, prepared once and cached
+    (mnas_tf.data.user); it sets the input paths and model.num_classes."""
     from mnas_tf.experiment import load_experiment
     base = experiment or (configs[0] if configs else None)
     rest = list(configs[1:] if not experiment else configs)
     layers: list = []
+    section: dict = {}
     for path in rest:
-        layers.append(_yaml_file(path))
+        layer = _yaml_file(path)
+        if isinstance(layer.get("data"), dict):
+            section = layer.pop("data")
+        layers.append(layer)
+    for part, value in (data or {}).items():
+        section[part] = {**(section.get(part) or {}), **value}
     layers.extend(parse_override(o) for o in overrides)
+    if section:
+        from mnas_tf.data.user import data_override
+        layers.append(data_override(section, progress=progress))
     return load_experiment(base, layers)
+
+
+def data_flags(parser) -> None:
+    """--train-annotations/--train-images/--val-annotations/--val-images (own COCO data)."""
+    g = parser.add_argument_group("your own data (COCO JSON + image folder)")
+    for part in ("train", "val"):
+        g.add_argument(f"--{part}-annotations", metavar="FILE")
+        g.add_argument(f"--{part}-images", metavar="DIR")
+
+
+def data_from_flags(args) -> dict:
+    out: dict = {}
+    for part in ("train", "val"):
+        for key in ("annotations", "images"):
+            value = getattr(args, f"{part}_{key}", None)
+            if value is not None:
+                out.setdefault(part, {})[key] = value
+    return out
 
 
 def _yaml_file(path: str) -> dict:
@@ -172,6 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="'a.b=1,c.d=x' or a YAML/JSON mapping (repeatable)")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--mode", choices=MODES, default="train_and_eval")
+    data_flags(parser)
     console.add_flag(parser)
     args = parser.parse_args(console.cli(argv))
     if not args.experiment and not args.config:
@@ -182,7 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mnas_tf.experiment import ConfigError
     from mnas_tf.tasks import CheckpointError
     try:
-        params = load_params(args.experiment, args.config, args.params_override)
+        params = load_params(args.experiment, args.config, args.params_override,
+                             data_from_flags(args))
         with console.quiet_stdout():  # pycocotools prints its progress and tables
             metrics = run(params, args.model_dir, args.mode)
     except (ConfigError, ArchitectureError, DataError, FileNotFoundError,

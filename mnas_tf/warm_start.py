@@ -72,8 +72,12 @@ def cached_checkpoint(cfg) -> Optional[str]:
     input pipeline), so a driver can check before it starts workers."""
     from mnas_tf.data_paths import resolve_data_paths
     from mnas_tf.experiment import load_experiment
+    # the same data as the engine's (ProxyEngine): an experiment's own synthetic validation
+    # split would be resolved (and checked against num_classes) otherwise
     params = resolve_data_paths(load_experiment(cfg.experiment, [
-        {"task": {"train_data": {"input_path": cfg.train_data}}}, *cfg.params_override]),
+        {"task": {"train_data": {"input_path": cfg.train_data},
+                  "validation_data": {"input_path": cfg.val_data},
+                  "annotation_file": cfg.val_annotations}}, *cfg.params_override]),
         progress=False)
     directory = cache_dir(cfg, params.task.train_data.input_path)
     return os.path.join(directory, PREFIX) if read_manifest(directory) else None

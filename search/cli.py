@@ -34,6 +34,12 @@ def parser(prog: str, description: str, default_config: Optional[str]) -> argpar
     p.add_argument("--address", help="Ray cluster address HOST:PORT (default: start a local one)")
     p.add_argument("--budget", type=int, help="number of children (same as --set budget=N)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("your own data (COCO JSON + image folder; same as --set data...)")
+    for part in ("train", "val"):
+        g.add_argument(f"--{part}-annotations", metavar="FILE",
+                       help=f"same as --set data.{part}.annotations=FILE")
+        g.add_argument(f"--{part}-images", metavar="DIR",
+                       help=f"same as --set data.{part}.images=DIR")
     console.add_flag(p)
     return p
 
@@ -55,7 +61,20 @@ def load(args, extra_sets: Sequence[str] = ()):
     sets = list(args.set) + list(extra_sets)
     if args.budget is not None:
         sets.append(f"budget={args.budget}")
-    return load_config(args.config, sets=sets)
+    sets += data_sets(args)
+    from search.data import resolve_data
+    return resolve_data(load_config(args.config, sets=sets), progress=not args.quiet)
+
+
+def data_sets(args) -> list:
+    """The --train-/--val- data flags as `--set data....` items."""
+    out = []
+    for part in ("train", "val"):
+        for key in ("annotations", "images"):
+            value = getattr(args, f"{part}_{key}", None)
+            if value is not None:
+                out.append(f"data.{part}.{key}={json.dumps(value)}")
+    return out
 
 
 def run(args, extra_sets: Sequence[str] = ()) -> int:

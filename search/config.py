@@ -113,6 +113,8 @@ class SupernetConfig:
     max_eval_batches: Optional[int] = 2
     train_data: str = "synthetic://search_train"
     val_data: str = "synthetic://search_val"
+    val_annotations: Optional[str] = None  # null: val_data's (synthetic://SPLIT)
+    num_classes: Optional[int] = None  # null: the experiment's; set by the data section
     head_convs: int = 1
     head_filters: int = 32
     steps: int = 1200
@@ -134,6 +136,18 @@ class ToyConfig:
 
     delay_s: float = 0.0
     noise: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Your own COCO dataset: `train: {annotations: FILE, images: DIR}` and optionally
+    `val: {...}`; without val, search-val (`val_fraction` of train) is held out of train.
+    Prepared to TFRecords once and cached (mnas_tf.data.user); num_classes comes from its
+    categories. `data: null` is the embedded synthetic dataset."""
+
+    train: Optional[dict] = None
+    val: Optional[dict] = None
+    val_fraction: float = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +176,7 @@ class SearchConfig:
     proxy: ProxyConfig = ProxyConfig()
     supernet: SupernetConfig = SupernetConfig()
     toy: ToyConfig = ToyConfig()
+    data: Optional[DataConfig] = None  # null: the embedded synthetic dataset
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -175,6 +190,11 @@ class SearchConfig:
                     "reference_architectures"):
             data.pop(key)
         data["evolution"].pop("iterations")
+        for key in ("val_annotations", "num_classes"):
+            if data["supernet"].get(key) is None:
+                data["supernet"].pop(key)
+        if data.get("data") is None:  # stores from before the data section stay resumable
+            data.pop("data", None)
         data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
         data["framework_layout"] = FRAMEWORK_LAYOUT
         return data
@@ -183,6 +203,7 @@ class SearchConfig:
 _NESTED = {name: type(getattr(SearchConfig, name)) for name in (
     "reward", "latency", "constraint", "ppo", "evolution", "regularized_evolution", "proxy",
     "supernet", "toy")}
+_NESTED["data"] = DataConfig
 
 
 def _build(cls, data: Any, where: str):
@@ -195,7 +216,9 @@ def _build(cls, data: Any, where: str):
                                 f"{', '.join(fields)}")
     values = {}
     for key, value in data.items():
-        if key in _NESTED and where == "config":
+        if key == "data" and where == "config" and value is None:
+            values[key] = None
+        elif key in _NESTED and where == "config":
             values[key] = _build(_NESTED[key], value, key)
         elif key in ("params_override", "lr_boundaries"):
             values[key] = tuple(value or ())
@@ -329,6 +352,7 @@ def validate(config: SearchConfig) -> None:
     if config.toy.noise < 0:
         raise SearchConfigError(f"toy.noise must be >= 0, got {config.toy.noise}")
     _validate_target(config)
+    _validate_data(config.data)
     try:
         check_reward(config.reward.kind, config.reward.target_ms, config.reward.w)
         config.ppo.validate()
@@ -379,6 +403,29 @@ def _validate_target(config: SearchConfig) -> None:
         load_architecture(reference)
     except (ArchitectureError, OSError, ValueError) as e:
         raise SearchConfigError(f"reward.target.reference: {e}") from None
+
+
+def _validate_data(d: Optional[DataConfig]) -> None:
+    if d is None:
+        return
+    for part in ("train", "val"):
+        value = getattr(d, part)
+        if value is None and part == "val":
+            continue
+        if not isinstance(value, dict):
+            raise SearchConfigError(f"data.{part} must be {{annotations: FILE, images: DIR}}, "
+                                    f"got {value!r}")
+        unknown = sorted(set(value) - {"annotations", "images"})
+        if unknown:
+            raise SearchConfigError(f"data.{part}: unknown key(s) {', '.join(unknown)}; valid "
+                                    f"keys are annotations, images")
+        for key in ("annotations", "images"):
+            if not isinstance(value.get(key), str) or not value.get(key):
+                raise SearchConfigError(f"data.{part}.{key} must be a path, got "
+                                        f"{value.get(key)!r}")
+    if isinstance(d.val_fraction, bool) or not isinstance(d.val_fraction, (int, float)) \
+            or not 0 < d.val_fraction < 1:
+        raise SearchConfigError(f"data.val_fraction must be in (0, 1), got {d.val_fraction!r}")
 
 
 def _validate_strategies(config: SearchConfig) -> None:

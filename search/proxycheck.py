@@ -405,7 +405,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from search.evaluators import PrepareError
     new_db = None
     try:
-        config = load_config(args.config, sets=args.set)
+        from search.data import resolve_data
+        config = resolve_data(load_config(args.config, sets=args.set), progress=not args.quiet)
         out = args.out or os.path.join("runs", f"proxycheck_{config.space}_{config.evaluator}")
         if not args.resume and not os.path.exists(os.path.join(out, DB_NAME)):
             new_db = os.path.join(out, DB_NAME)

@@ -222,6 +222,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, SearchConfigError, trial_store.StoreError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if config.data is not None:  # the search's own data: retrain and export on it too
+        import dataclasses
+
+        from mnas_tf.data import DataError
+        from mnas_tf.data.user import data_override
+        try:
+            override = data_override(dataclasses.asdict(config.data), progress=False)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        args.params_override = [json.dumps(override), *args.params_override]
     saved = store.get_state("reward_target")  # a relative target, as the search priced it
     search_target = saved[1]["target_ms"] if saved else config.reward.target_ms
     if not args.targets and search_target is None:

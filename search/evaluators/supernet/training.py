@@ -27,10 +27,12 @@ def proxy_config(config):
     s = config.supernet
     return ProxyConfig(
         experiment=s.experiment, train_data=s.train_data, val_data=s.val_data,
-        val_annotations=s.val_data, batch_size=s.batch_size, input_size=s.input_size,
+        val_annotations=s.val_annotations or s.val_data, batch_size=s.batch_size, input_size=s.input_size,
         eval_batch_size=s.eval_batch_size, max_eval_batches=s.max_eval_batches,
         params_override=({"task": {"model": {"head": {"num_convs": s.head_convs,
-                                                      "num_filters": s.head_filters}}}},))
+                                                      "num_filters": s.head_filters}}}},
+                         *([{"task": {"model": {"num_classes": s.num_classes}}}]
+                           if s.num_classes else [])))
 
 
 def build_trainer(config, space):
