@@ -49,23 +49,16 @@ def check_configs(config, reference_steps: Optional[int], reference_sets: Sequen
     evaluator is its noise-free objective; of any other, the proxy trained for
     `reference_steps` (default 3x the proxy's steps)."""
     from search.config import load_config
-    base = {**config.to_dict(), "record_madds": False,
-            "latency": {**config.latency.__dict__, "source": "none"}}
-    proxy = load_config(overrides=base)
+    base = config.to_dict()
+    base.update(record_madds=False, latency={**base["latency"], "source": "none"})
     if config.evaluator == "toy":
-        reference = {**base, "toy": {**config.toy.__dict__, "noise": 0.0}}
+        reference = {**base, "toy": {**base["toy"], "noise": 0.0}}
     else:
         steps = reference_steps or 3 * config.proxy.train_steps
         reference = {**base, "evaluator": "proxy",
-                     "proxy": {**_proxy_dict(config), "train_steps": steps}}
-    return proxy, load_config(overrides=reference, sets=reference_sets)
-
-
-def _proxy_dict(config) -> dict:
-    data = dict(config.to_dict()["proxy"])
-    data["params_override"] = list(data["params_override"])
-    data["lr_boundaries"] = list(data["lr_boundaries"])
-    return data
+                     "proxy": {**base["proxy"], "train_steps": steps}}
+    return (load_config(overrides=base),
+            load_config(overrides=reference, sets=reference_sets))
 
 
 def pick_architectures(space, n: int, seed: int) -> list[tuple[str, dict]]:
