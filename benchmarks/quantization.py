@@ -12,6 +12,7 @@ host latency (raw outputs, 1 thread).
 
     python benchmarks/quantization.py --checkpoint DIR [--qat-steps 100] [--out-dir D]
     python benchmarks/quantization.py --family ssdlite_mobilenetv2 --train-steps 300
+    python benchmarks/quantization.py --family fpnlite_mobilenetv2 --init-backbone search
 """
 
 from __future__ import annotations
@@ -44,10 +45,49 @@ def family_override(family: str) -> dict:
                      "validation_data": {"parser": {"pad": pad}}}}
 
 
-def train_float(family: str, steps: int, model_dir: str) -> str:
-    """A float checkpoint of `family` on the synthetic data after `steps` steps."""
+def search_warm_start() -> str:
+    """The default search's cached warm-start backbone (MobileNetV2 trained on
+    search-train, which the val split is not part of)."""
+    from mnas_tf.warm_start import cached_checkpoint
+    from search.config import load_config
+    prefix = cached_checkpoint(load_config().proxy)
+    if prefix is None:
+        raise SystemExit("error: no cached warm start; run python -m search.controller once "
+                         "(it trains and caches it), or give --init-backbone PREFIX")
+    return prefix
+
+
+def matched_backbone(family: str, prefix: str, out_dir: str) -> str:
+    """`prefix`'s backbone weights as a checkpoint of `family`'s own backbone: what the two
+    share is restored, the rest (SSDLite's extra blocks) keeps its initialisation, so
+    Model Garden's strict `init_checkpoint` restore matches every object."""
+    import numpy as np
+    import tensorflow as tf
+    from official.core import task_factory
+
     from mnas_tf import train
-    params = train.load_params("mnasfpn_synthetic", [], [json.dumps(family_override(family))])
+    params = train.load_params("mnasfpn_synthetic", [], [json.dumps(family_override(family))],
+                               progress=False)
+    model = task_factory.get_task(params.task).build_model()
+    before = [v.numpy() for v in model.backbone.variables]
+    tf.train.Checkpoint(backbone=model.backbone).read(prefix).expect_partial()
+    changed = sum(not np.array_equal(b, v.numpy())
+                  for b, v in zip(before, model.backbone.variables))
+    print(f"[init] {changed} of {len(before)} backbone variables from {prefix}", flush=True)
+    return tf.train.Checkpoint(backbone=model.backbone).write(
+        os.path.join(out_dir, "init_backbone", "ckpt"))
+
+
+def train_float(family: str, steps: int, model_dir: str,
+                init_backbone: str | None = None) -> str:
+    """A float checkpoint of `family` on the synthetic data after `steps` steps, its
+    backbone initialised from `init_backbone` (a `Checkpoint(backbone=...)` prefix)."""
+    from mnas_tf import train
+    layers = [json.dumps(family_override(family))]
+    if init_backbone:
+        layers.append(json.dumps({"task": {"init_checkpoint": init_backbone,
+                                           "init_checkpoint_modules": "backbone"}}))
+    params = train.load_params("mnasfpn_synthetic", [], layers)
     loop = next(n for n in (20, 10, 5, 1) if steps % n == 0)
     params = params.replace(trainer={
         "train_steps": steps, "steps_per_loop": loop, "summary_interval": loop,
@@ -84,6 +124,9 @@ def main():
                              "nasfpnlite_mobilenetv2")
     parser.add_argument("--train-steps", type=int, default=300,
                         help="float steps when --checkpoint is not given")
+    parser.add_argument("--init-backbone", metavar="PREFIX|search",
+                        help="start the float training's backbone from a checkpoint prefix; "
+                             "'search': the default search's cached warm start")
     parser.add_argument("--qat-steps", type=int, default=100)
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
     parser.add_argument("--out-dir", default="runs/quantization")
@@ -100,8 +143,11 @@ def main():
     from mnas_tf.train import parse_override
 
     os.makedirs(args.out_dir, exist_ok=True)
+    init = search_warm_start() if args.init_backbone == "search" else args.init_backbone
+    if init and not args.checkpoint:
+        init = matched_backbone(args.family, init, args.out_dir)
     checkpoint = args.checkpoint or train_float(args.family, args.train_steps,
-                                                os.path.join(args.out_dir, "float"))
+                                                os.path.join(args.out_dir, "float"), init)
     params = load_params("mnasfpn_synthetic", None,
                          [parse_override(EVAL_POSTPROCESS), family_override(args.family),
                           TFLITE_NMS], need_data=True)

@@ -18,15 +18,16 @@ from export.errors import ExportError
 
 
 def load_params(ref: Optional[str], input_size: Optional[tuple[int, int]] = None,
-                overrides=(), need_data: bool = False):
-    """The experiment config at the export resolution; data paths are resolved (and the
-    synthetic dataset generated) only when calibration needs training images."""
+                overrides=(), need_data: bool = False, data: Optional[dict] = None):
+    """The experiment config at the export resolution, on your own COCO data if the YAML's
+    `data:` section or `data` (the --train-/--val- flags) names it; synthetic data paths
+    are resolved (and the dataset generated) only when calibration needs training images."""
     from mnas_tf.data_paths import resolve_data_paths
     from mnas_tf.experiment import load_experiment
     layers = list(overrides)
     if input_size:
         layers.append({"task": {"model": {"input_size": [*input_size, 3]}}})
-    params = load_experiment(ref, layers)
+    params = load_experiment(ref, layers, data=data)
     return resolve_data_paths(params, progress=False) if need_data else params
 
 

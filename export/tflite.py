@@ -13,6 +13,7 @@ from export.converter import (QUANT_MODES, configure_quantization, convert,  # n
                               convert_float, export_verified_float, float_convs, max_abs_diff,
                               op_counts, run_tflite, verify)
 from export.errors import ExportError  # noqa: F401
+from mnas_tf.data.labels import categories_of, label_map, label_map_path, write_label_map
 
 
 def _parser():
@@ -91,6 +92,9 @@ def main(argv=None) -> int:
         return 2
     with open(args.out, "wb") as f:
         f.write(flatbuffer)
+    # The class names travel with the model: line i names class i ("???": background).
+    info["label_map"] = os.path.abspath(label_map_path(args.out))
+    write_label_map(info["label_map"], info["labels"])
     import json
     print(json.dumps(info))
     return 0
@@ -107,13 +111,10 @@ def _export(args):
     nms = args.postprocess == "nms"
     overrides = [parse_override(o) for o in args.params_override]
     from mnas_tf.train import data_from_flags
-    data = data_from_flags(args)
-    if data:
-        from mnas_tf.data.user import data_override
-        overrides.append(data_override(data, progress=False))
     params = detector.load_params(args.experiment or args.config, args.input_size,
                                   overrides + ([detector.TFLITE_NMS] if nms else []),
-                                  need_data=args.quant in ("int8", "qat"))
+                                  need_data=args.quant in ("int8", "qat"),
+                                  data=data_from_flags(args))
     check_input_size(params)
     size = tuple(params.task.model.input_size[:2])
     if args.quant == "qat":
@@ -131,6 +132,8 @@ def _export(args):
         flatbuffer = convert(raw, args.quant, representative)
     report = verify(flatbuffer, args.quant, raw, nms)
     return flatbuffer, {"path": os.path.abspath(args.out), "bytes": len(flatbuffer),
+                        "labels": label_map(categories_of(params.task.annotation_file),
+                                            params.task.model.num_classes),
                         "quant": args.quant, "postprocess": args.postprocess,
                         "input_size": list(size),
                         "seconds": round(time.perf_counter() - start, 1),

@@ -28,21 +28,43 @@ def registered_experiments() -> list[str]:
 
 
 def load_experiment(ref: Optional[str] = None,
-                    overrides: Sequence[Mapping[str, Any] | str] = ()) -> cfg.ExperimentConfig:
-    """Experiment `ref` (a registered name or a YAML path) plus overrides (dicts/YAML text)."""
+                    overrides: Sequence[Mapping[str, Any] | str] = (),
+                    data: Optional[Mapping[str, Any]] = None,
+                    progress: bool = False) -> cfg.ExperimentConfig:
+    """Experiment `ref` (a registered name or a YAML path) plus overrides (dicts/YAML text).
+
+    Your own COCO data: a YAML ref's `data: {train: {annotations, images}, val: {...}}`
+    section, with `data` (e.g. from the --train-/--val- flags) merged over it part by part,
+    is prepared once and cached (mnas_tf.data.user) and sets the input paths, the
+    evaluation annotations and model.num_classes, after every other layer."""
     ref = ref or DEFAULT_EXPERIMENT
     layers: list[Any] = []
+    section: dict = {}
     if ref.endswith((".yaml", ".yml")):
-        data = read_mapping(ref)
-        name = data.pop("experiment", DEFAULT_EXPERIMENT)
-        layers.append((ref, data))
+        body = read_mapping(ref)
+        name = body.pop("experiment", DEFAULT_EXPERIMENT)
+        if body.get("data") is not None:
+            section = dict(body.pop("data")) if isinstance(body["data"], Mapping) else {
+                "train": body.pop("data")}  # data_override names what is wrong with it
+        body.pop("data", None)
+        layers.append((ref, body))
     else:
         name = ref
+    for part, value in (data or {}).items():
+        section[part] = ({**(section.get(part) or {}), **value}
+                         if isinstance(value, Mapping) else value)
     if name not in registered_experiments():
         raise ConfigError(f"unknown experiment {name!r}; registered experiments: "
                           f"{', '.join(registered_experiments())}")
     params = exp_factory.get_exp_config(name)
     layers.extend(("override", o) for o in overrides)
+    if section:
+        from mnas_tf.data.coco import DataError
+        from mnas_tf.data.user import data_override
+        try:
+            layers.append(("data", data_override(section, progress=progress)))
+        except DataError as e:
+            raise ConfigError(str(e)) from None
     for source, layer in layers:
         if isinstance(layer, str):
             layer = parse_override(layer)

@@ -46,10 +46,7 @@ def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Se
     for part, value in (data or {}).items():
         section[part] = {**(section.get(part) or {}), **value}
     layers.extend(parse_override(o) for o in overrides)
-    if section:
-        from mnas_tf.data.user import data_override
-        layers.append(data_override(section, progress=progress))
-    return load_experiment(base, layers)
+    return load_experiment(base, layers, data=section, progress=progress)
 
 
 def data_flags(parser) -> None:

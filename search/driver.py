@@ -356,6 +356,14 @@ class Search:
                 out.append(t)
         return out[:self.config.top_k]
 
+    def categories(self) -> list[dict]:
+        """[{id, name}] of the data the children were scored on (none for the toy)."""
+        from mnas_tf.data.labels import categories_of
+        section = {"proxy": self.config.proxy, "supernet": self.config.supernet}.get(
+            self.config.evaluator)
+        return categories_of(getattr(section, "val_annotations", None)
+                             or getattr(section, "val_data", None))
+
     def finalize(self, start: float, done_at_start: int) -> dict:
         from search.frontier import plot_progress, write_frontier, write_top_k
         from search.references import reference_trials, summary_rows
@@ -374,6 +382,7 @@ class Search:
                    "frontier": len(frontier), "prepared": self.prepared,
                    "constraint_target_madds": self.constraint.target,
                    "reward_target": self.target,
+                   "categories": self.categories(),
                    "best": None if best is None else {
                        "trial": best.id, "reward": best.reward, "map": best.map,
                        "metric": self.metric_name(), "latency_ms": best.latency_ms,

@@ -32,3 +32,20 @@ def test_bad_data_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "001.jpg" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_data_section_in_the_base_config(tmp_path, monkeypatch):
+    """A lone --config (it names the base experiment) may hold the `data:` section too, and
+    the flags win over it part by part."""
+    monkeypatch.setenv("MNAS_TF_DATA", str(tmp_path / "cache"))
+    ann, images = write_dataset(str(tmp_path), num_images=4)
+    val_ann, val_images = write_dataset(str(tmp_path), num_images=2, name="val")
+    config = tmp_path / "own.yaml"
+    config.write_text(json.dumps({"experiment": "mnasfpn_synthetic",
+                                  "data": {"train": {"annotations": ann, "images": images}}}))
+    params = train.load_params(None, [str(config)], [], progress=False)
+    assert params.task.model.num_classes == 2
+    with_val = train.load_params(None, [str(config)], [], {
+        "val": {"annotations": val_ann, "images": val_images}}, progress=False)
+    with open(with_val.task.annotation_file) as f:
+        assert len(json.load(f)["images"]) == 2  # data.val from the flags, not held out

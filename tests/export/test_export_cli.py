@@ -39,6 +39,10 @@ def test_int8_export_calibrates_on_training_images_and_runs(tiny_dataset, tmp_pa
     assert "QUANTIZE" in info["ops"] or "DEQUANTIZE" in info["ops"]
     assert info["outputs"] == [[1, 3060, 4], [1, 3060, 7]]
     assert info["bytes"] < 0.4 * (2.46e6 * 4)  # int8 weights
+    from mnas_tf.data import shapes
+    assert info["labels"] == ["???", *shapes.NAMES]  # class i's name, 0 = background
+    with open(info["label_map"]) as f:
+        assert f.read().splitlines() == info["labels"]
 
 
 def test_nms_export_has_the_object_detector_signature_and_scores(tiny_dataset, tmp_path,

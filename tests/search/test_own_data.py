@@ -127,6 +127,7 @@ def test_tiny_search_on_two_class_dataset(data_env):
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     assert summary["best"] is not None
+    assert summary["categories"] == [{"id": 1, "name": "tree"}]  # the names from the data
 
 
 def test_retrain_uses_the_searchs_data(data_env, monkeypatch, capsys):
