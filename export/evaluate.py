@@ -73,14 +73,19 @@ def evaluate_tflite(flatbuffer: bytes, params, max_images: Optional[int] = None,
         det = _detections(runner, images.numpy().astype(np.float32), input_name)
         count = int(np.asarray(det["count"]).reshape(-1)[0])
         detected += count
-        boxes = np.asarray(det["boxes"], np.float32)[:, :count] * box_scale
+        # Every image keeps the model's fixed number of rows, as the Keras detection
+        # generator's output does: Model Garden's COCO conversion takes the first image's
+        # width for all and reads every row. Rows past `count` become score-0 detections
+        # of class 0, which is no category, so they count for nothing.
+        valid = np.arange(np.asarray(det["scores"]).shape[1]) < count
+        boxes = np.asarray(det["boxes"], np.float32) * box_scale * valid[None, :, None]
         predictions = {
             "source_id": labels["groundtruths"]["source_id"],
             "image_info": labels["image_info"],
             "detection_boxes": tf.constant(boxes),
-            "detection_scores": tf.constant(np.asarray(det["scores"])[:, :count]),
+            "detection_scores": tf.constant(np.asarray(det["scores"], np.float32) * valid),
             "detection_classes": tf.constant(
-                np.asarray(det["classes"])[:, :count].astype(np.int32)),
+                (np.asarray(det["classes"]) * valid).astype(np.int32)),
             "num_detections": tf.constant([count]),
         }
         evaluator.update_state(labels["groundtruths"], predictions)
