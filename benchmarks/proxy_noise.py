@@ -65,9 +65,14 @@ def detections_of(engine, model) -> list:
     predictions: dict = {}
     for batch in engine._val_batches:  # pylint: disable=protected-access
         outputs = step(batch)[task.coco_metric.name][1]
-        for key in ("source_id", "detection_boxes", "detection_scores", "detection_classes",
-                    "num_detections", "image_info"):
-            predictions.setdefault(key, []).append(outputs[key].numpy())
+        batch = {key: outputs[key].numpy() for key in (
+            "source_id", "detection_boxes", "detection_scores", "detection_classes",
+            "num_detections", "image_info")}
+        # back to original-image coordinates, as COCOEvaluator.update_state does
+        batch["detection_boxes"] = batch["detection_boxes"].astype(np.float32) / np.tile(
+            batch["image_info"][:, 2:3, :], (1, 1, 2))
+        for key, value in batch.items():
+            predictions.setdefault(key, []).append(value)
     return coco_utils.convert_predictions_to_coco_annotations(predictions)
 
 
@@ -83,7 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/proxy_noise.json")
     args = parser.parse_args(argv)
     console.setup(False)
-    from pycocotools.coco import COCO
+    from official.vision.evaluation.coco_utils import COCOWrapper
 
     from mnas_tf.proxy import ProxyEngine
     from mnas_tf.proxy_result import METRICS
@@ -97,7 +102,7 @@ def main(argv=None) -> int:
     metric_index = list(METRICS).index(config.proxy.metric)
     engine = ProxyEngine(config.proxy)
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(engine.params.task.annotation_file)
+        gt = COCOWrapper(eval_type="box", annotation_file=engine.params.task.annotation_file)
     rows = []
     for name, arch in pick_architectures(space, args.archs, config.seed):
         for seed in args.seeds:
@@ -108,6 +113,9 @@ def main(argv=None) -> int:
                                     on_trained=lambda model: kept.update(model=model))
             full, se = split_half_se(gt, detections_of(engine, kept["model"]), metric_index,
                                      args.halves)
+            if abs(full - result.score) > 1e-5:  # the same detections, scored the same way
+                raise SystemExit(f"error: re-scored {full} differs from the proxy's "
+                                 f"{result.score}")
             rows.append({"name": name, "seed": seed, "score": result.score, "full": full,
                          "eval_se": se, "seconds": round(time.perf_counter() - start, 1)})
             print(json.dumps(rows[-1]), flush=True)
