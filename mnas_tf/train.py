@@ -92,6 +92,9 @@ def check_model_dir(params, model_dir: str) -> None:
     except yaml.YAMLError:
         return  # not ours to judge; Model Garden rewrites it
     new = yaml.safe_load(yaml.safe_dump(params.task.model.as_dict()))
+    for model in (old, new):  # post-processing holds no weights: NMS settings may change
+        if isinstance(model, dict):
+            model.pop("detection_generator", None)
     differ = _differences(old, new, "task.model")
     if differ:
         raise ConfigError(f"--model-dir {model_dir} holds a checkpoint of a different model "
