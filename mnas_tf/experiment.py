@@ -27,6 +27,16 @@ def registered_experiments() -> list[str]:
     return sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
 
 
+def merge_data_sections(base: Optional[Mapping], over: Optional[Mapping]) -> dict:
+    """`over`'s `data:` parts (train, val, ...) laid over `base`'s, key by key."""
+    out = dict(base or {})
+    for part, value in (over or {}).items():
+        out[part] = ({**(out.get(part) or {}), **value}
+                     if isinstance(value, Mapping) and isinstance(out.get(part), Mapping)
+                     else value)
+    return out
+
+
 def load_experiment(ref: Optional[str] = None,
                     overrides: Sequence[Mapping[str, Any] | str] = (),
                     data: Optional[Mapping[str, Any]] = None,
@@ -43,16 +53,13 @@ def load_experiment(ref: Optional[str] = None,
     if ref.endswith((".yaml", ".yml")):
         body = read_mapping(ref)
         name = body.pop("experiment", DEFAULT_EXPERIMENT)
-        if body.get("data") is not None:
-            section = dict(body.pop("data")) if isinstance(body["data"], Mapping) else {
-                "train": body.pop("data")}  # data_override names what is wrong with it
-        body.pop("data", None)
+        found = body.pop("data", None)
+        if found is not None:  # a non-mapping: data_override names what is wrong with it
+            section = dict(found) if isinstance(found, Mapping) else {"train": found}
         layers.append((ref, body))
     else:
         name = ref
-    for part, value in (data or {}).items():
-        section[part] = ({**(section.get(part) or {}), **value}
-                         if isinstance(value, Mapping) else value)
+    section = merge_data_sections(section, data)
     if name not in registered_experiments():
         raise ConfigError(f"unknown experiment {name!r}; registered experiments: "
                           f"{', '.join(registered_experiments())}")

@@ -33,7 +33,7 @@ def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Se
     `data: {train: {annotations, images}, val: {...}}` section (or `data`, from the
     --train-/--val- flags, over it) is your own COCO dataset, prepared once and cached
     (mnas_tf.data.user); it sets the input paths and model.num_classes."""
-    from mnas_tf.experiment import load_experiment
+    from mnas_tf.experiment import load_experiment, merge_data_sections
     base = experiment or (configs[0] if configs else None)
     rest = list(configs[1:] if not experiment else configs)
     layers: list = []
@@ -43,10 +43,9 @@ def load_params(experiment: Optional[str], configs: Sequence[str], overrides: Se
         if isinstance(layer.get("data"), dict):
             section = layer.pop("data")
         layers.append(layer)
-    for part, value in (data or {}).items():
-        section[part] = {**(section.get(part) or {}), **value}
     layers.extend(parse_override(o) for o in overrides)
-    return load_experiment(base, layers, data=section, progress=progress)
+    return load_experiment(base, layers, data=merge_data_sections(section, data),
+                           progress=progress)
 
 
 def data_flags(parser) -> None:
