@@ -4,8 +4,12 @@ A path is passed as int tensors (`PathTensors`): each block's choice (0 up, 1 no
 2 down), each block's lateral source (-1: none), the block each head reads and the
 index of each head's stride. Blocks, laterals and head inputs are picked with
 `tf.switch_case`, so shapes are dynamic and one trace serves every path; only the taken
-branch runs. Untaken branches get zero gradients; with a momentum optimizer they still
-drift by their momentum (the SPOS caveat, reference §2.1).
+branch runs. A step trains the path alone, as its stand-alone child would be trained:
+the L2 weight decay (the layers' own regularizers) is summed over the path's layers only
+(stem, head, each block's chosen branch, the laterals it uses), and after the optimizer
+update every untaken branch's weights and optimizer slots are put back, since Adam (or
+any momentum optimizer) would otherwise move them by their momentum on a zero gradient
+(the SPOS caveat, reference §2.1).
 
 Anchors depend on the path, so labels cannot come from the input pipeline: the parser
 passes the augmented ground truth through (`DeferredLabeler`) and the step labels the
@@ -62,7 +66,11 @@ class PathTensors:
 
 
 class SuperNet(tf_keras.Model):
-    """Stem, 3 choices x N blocks, N-1 lateral convs, and a RetinaNetHead for the 5 groups."""
+    """Stem, 3 choices x N blocks, N-1 lateral convs, and a RetinaNetHead for the 5 groups.
+
+    `l2_regularizer` sits on every layer as in the child; `model.losses` thus decays every
+    branch, so the train step sums it over the path only (`path_weight_decay`).
+    """
 
     def __init__(self, num_blocks: int, channels: int, model_config,
                  l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None, **kwargs):
@@ -217,8 +225,84 @@ def flatten_outputs(outputs: dict, last_dim: int):
                       for k in layers.GROUP_KEYS], axis=1)
 
 
+# ------------------------------------------------------------------------ path-only update
+def branch_usage(model: SuperNet, path) -> list:
+    """(layer, scalar bool: the path uses it) for every choice branch and lateral conv.
+
+    A lateral k is used when some later block i takes it (lateral_sources[i] == k); the
+    stem and the head are always used and are not listed.
+    """
+    choices, lateral_sources = path[0], path[1]
+    usage = [(b, tf.equal(choices[i], c)) for i, blocks in enumerate(model.choice_blocks)
+             for c, b in enumerate(blocks)]
+    for k, lateral in enumerate(model.laterals):
+        users = [tf.equal(lateral_sources[i], k) for i in range(k + 1, model.num_blocks)]
+        usage.append((lateral, tf.reduce_any(tf.stack(users))))
+    return usage
+
+
+def _total(losses) -> tf.Tensor:
+    return tf.add_n(losses) if losses else tf.constant(0.0)
+
+
+def path_weight_decay(model: SuperNet, path) -> tf.Tensor:
+    """The layers' own L2 regularization over the path's layers only (model.losses would
+    decay every branch, moving untaken ones)."""
+    decay = _total(model.stem.losses + model.head.losses)
+    for layer, taken in branch_usage(model, path):
+        decay += tf.where(taken, _total(layer.losses), 0.0)
+    return decay
+
+
+def slots_of(optimizer, var) -> list:
+    """The optimizer's per-variable state of `var` (Adam m/v, SGD momentum, EMA, ...),
+    looked up through the optimizer's own variable index, not by name."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    if hasattr(inner, "get_slot_names"):  # tf_keras legacy OptimizerV2
+        return [inner.get_slot(var, name) for name in inner.get_slot_names()]
+    index = getattr(inner, "_index_dict", {})
+    key = inner._var_key(var)  # pylint: disable=protected-access
+    if key not in index:
+        raise ValueError(f"{var.name} has no optimizer state: build the optimizer on it "
+                         "first (mnas_tf.proxy.create_optimizer_slots)")
+    # the new optimizer keeps each kind of slot as a list aligned with its index
+    lists = [value for name, value in sorted(vars(inner).items())
+             if name != "_variables" and isinstance(value, (list, tuple))
+             and len(value) == len(index) and value
+             and all(isinstance(v, tf.Variable) for v in value)]
+    return [slots[index[key]] for slots in lists]
+
+
+def check_slots_found(optimizer, variables) -> None:
+    """Raises when the optimizer holds a non-scalar variable that `slots_of` places on no
+    model variable: the untaken branches could not be held still."""
+    found = {id(s) for v in variables for s in slots_of(optimizer, v)}
+    lost = [w.name for w in optimizer.variables()
+            if id(w) not in found and w.shape.rank]
+    if lost:
+        raise ValueError(f"optimizer state not matched to any model variable: {lost[:5]}")
+
+
+def update_path_only(model: SuperNet, optimizer, path, apply) -> None:
+    """Runs `apply` (the optimizer update) and puts back bit for bit the weights and
+    optimizer slots of every branch the path does not take."""
+    held = [(s, taken, tf.identity(s.read_value()))
+            for layer, taken in branch_usage(model, path)
+            for v in layer.trainable_variables for s in (v, *slots_of(optimizer, v))]
+    apply()  # automatic control dependencies order the reads, the update, the writes
+    for s, taken, old in held:
+        s.assign(tf.where(taken, s.read_value(), old))
+
+
 def make_path_step(task, model: SuperNet, optimizer, anchors: PathAnchors):
-    """The compiled train step: (images, deferred labels, path) -> loss; traced once."""
+    """The compiled train step: (images, deferred labels, path) -> loss; traced once.
+
+    It trains the path alone: weight decay over the path's layers, untaken branches and
+    their optimizer slots left as they were.
+    """
+    from mnas_tf.proxy import create_optimizer_slots
+    create_optimizer_slots(optimizer, model.trainable_variables)  # slots_of needs them
+    check_slots_found(optimizer, model.trainable_variables)
     cfg = task.task_config
     p = cfg.train_data.parser
     labeler = mg_anchor.AnchorLabeler(p.match_threshold, p.unmatched_threshold,
@@ -238,9 +322,12 @@ def make_path_step(task, model: SuperNet, optimizer, anchors: PathAnchors):
                        "box_outputs": {"all": flatten_outputs(box_out, 4)}}
             loss, _, _, _ = task.build_losses(
                 outputs, {"cls_targets": {"all": cls_t}, "box_targets": {"all": box_t},
-                          "cls_weights": cls_w, "box_weights": box_w}, model.losses)
+                          "cls_weights": cls_w, "box_weights": box_w},
+                [path_weight_decay(model, path)])
         variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        grads = tape.gradient(loss, variables)
+        update_path_only(model, optimizer, path,
+                         lambda: optimizer.apply_gradients(zip(grads, variables)))
         return loss
 
     return tf.function(step, autograph=False, reduce_retracing=True)
