@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 from mnas_tf.config_files import ConfigError, read_mapping
 from mnas_tf.config_types import check_fields
@@ -28,6 +28,7 @@ STRATEGIES = ("ppo", "evolution", "regularized_evolution", "random")
 EVALUATORS = ("proxy", "supernet", "toy")
 LATENCY_SOURCES = ("lut", "measure", "none")
 CONSTRAINTS = ("none", "madds")
+CONSTRAINT_MEASURES = ("encoder_rpn", "encoder_head")
 SCORES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # 1: the PPO controller's and the MSNAS evolution's separate configs; 2: one framework
 FRAMEWORK_LAYOUT = 2
@@ -71,11 +72,21 @@ class LatencyConfig:
 @dataclasses.dataclass(frozen=True)
 class ConstraintConfig:
     """A hard Select window (MSNAS Algorithm 1): |MAdds - target| <= tolerance x target.
-    `target: null` is the median MAdds of 1000 random architectures of the space."""
+
+    `measure` is what is counted, at `input_size` (height, width): `encoder_rpn` is the
+    paper's Table 1 measure ("FLOPs (Encoder+RPN)", with `experiment`'s RPN head and
+    anchors, default 832x1280); `encoder_head` is the encoder plus the one-stage
+    super-net's RetinaNet head. `target` is a number of MAdds, the name of a baseline
+    experiment whose cost it is (e.g. fasterrcnn_resnet18fpn, measured once by
+    `mnas_tf.describe` and stored with the search), or null: the median of 1000 random
+    architectures of the space."""
 
     type: str = "none"
-    target: Optional[float] = None
+    target: Union[float, str, None] = None
     tolerance: float = 0.05
+    measure: str = "encoder_rpn"
+    input_size: tuple[int, int] = (832, 1280)
+    experiment: str = "msnas_fasterrcnn_coco"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +231,8 @@ def _build(cls, data: Any, where: str):
             values[key] = None
         elif key in _NESTED and where == "config":
             values[key] = _build(_NESTED[key], value, key)
-        elif key in ("params_override", "lr_boundaries"):
+        elif key in ("params_override", "lr_boundaries") or (
+                where == "constraint" and key == "input_size" and isinstance(value, list)):
             values[key] = tuple(value or ())
         elif key == "reference_architectures" and isinstance(value, list):
             values[key] = tuple(value)  # null stays null: the space's default
@@ -340,11 +352,7 @@ def validate(config: SearchConfig) -> None:
         raise SearchConfigError(f"latency.input_size must be a positive multiple of 64, got "
                                 f"{config.latency.input_size}")
     _choice(config.constraint.type, CONSTRAINTS, "constraint.type")
-    c = config.constraint
-    if c.target is not None and not c.target > 0:
-        raise SearchConfigError(f"constraint.target must be a positive number of MAdds or "
-                                f"null, got {c.target!r}")
-    _positive(c, ("tolerance",), allow_zero=True, where="constraint.")
+    _validate_constraint(config.constraint)
     _validate_strategies(config)
     _validate_supernet(config.supernet)
     if config.toy.delay_s < 0:
@@ -374,6 +382,36 @@ def validate(config: SearchConfig) -> None:
             f"or a directory with a 'checkpoint' file, written by "
             f"tf.train.Checkpoint(backbone=model.backbone)); or drop the key and set "
             f"proxy.warm_start_steps to let the search make one")
+
+
+def _validate_constraint(c: ConstraintConfig) -> None:
+    """The Select window's settings; experiment names are checked (which loads Model
+    Garden's registry) only where the constraint is on."""
+    _choice(c.measure, CONSTRAINT_MEASURES, "constraint.measure")
+    if isinstance(c.target, str) and c.type == "madds":
+        from mnas_tf.experiment import registered_experiments
+        if c.measure != "encoder_rpn":
+            raise SearchConfigError(f"constraint.target {c.target!r} names a baseline, whose "
+                                    f"cost is an encoder_rpn measure; set constraint.measure: "
+                                    f"encoder_rpn or give the target in MAdds")
+        if c.target not in registered_experiments():
+            raise SearchConfigError(f"constraint.target {c.target!r} is neither a number of "
+                                    f"MAdds nor a registered experiment (e.g. "
+                                    f"fasterrcnn_resnet18fpn)")
+    elif c.target is not None and not isinstance(c.target, str) and not c.target > 0:
+        raise SearchConfigError(f"constraint.target must be a positive number of MAdds, a "
+                                f"baseline experiment or null, got {c.target!r}")
+    _positive(c, ("tolerance",), allow_zero=True, where="constraint.")
+    if len(c.input_size) != 2 or not all(v > 0 for v in c.input_size):
+        raise SearchConfigError(f"constraint.input_size must be [height, width] in pixels, "
+                                f"got {list(c.input_size)}")
+    if c.type != "madds" or c.measure != "encoder_rpn":
+        return
+    from mnas_tf.experiment import registered_experiments
+    if c.experiment not in registered_experiments():
+        raise SearchConfigError(f"constraint.experiment {c.experiment!r} is not a registered "
+                                f"experiment (its RPN head and anchors give the encoder_rpn "
+                                f"measure; e.g. msnas_fasterrcnn_coco)")
 
 
 def _validate_target(config: SearchConfig) -> None:

@@ -30,7 +30,10 @@ class Evolution(Strategy):
         state = self.store.get_state(STATE)
         self.population = json.loads(state[0]) if state else []
         self.t = state[1]["iteration"] + 1 if state else 0
+        # per closed iteration: children made by variation, the attempts spent, random ones
+        self.children = list(state[1].get("children", [])) if state else []
         self._plan = None
+        self._attempts = 0
 
     # ------------------------------------------------------------ candidates
     def _trials_of(self, t: int) -> list:
@@ -60,9 +63,11 @@ class Evolution(Strategy):
             return out
         parents = [self.space.spec(p["arch"]) for p in self.population]
         variations = self.space.variations()
+        self._attempts = 0
         for _ in range(cfg.max_attempts if parents else 0):
             if len(out) >= cfg.population:
                 break
+            self._attempts += 1
             a = parents[int(rng.integers(len(parents)))]
             b = parents[int(rng.integers(len(parents)))]
             for v in variations:
@@ -108,11 +113,23 @@ class Evolution(Strategy):
         merged = {p["hash"]: p for p in self.population + scored}
         population = sorted(merged.values(), key=lambda p: (-p["score"], p["trial"]))
         self.population = population[:self.config.evolution.population]
-        self.store.put_state(STATE, json.dumps(self.population).encode(), {"iteration": t})
+        origins = [origin for _, origin in (self._plan or [])]
+        made = {"iteration": t, "random": origins.count("random"),
+                "variation": len(origins) - origins.count("random"),
+                "attempts": self._attempts if t else 0}
+        self.children = [c for c in self.children if c["iteration"] != t] + [made]
+        self.store.put_state(STATE, json.dumps(self.population).encode(),
+                             {"iteration": t, "children": self.children})
         scores = [p["score"] for p in self.population] or [float("nan")]
         self.log(f"[search] evolution iteration {t}/{self.config.evolution.iterations}: "
-                 f"scored {len(scored)} new, population best {max(scores):.4f} mean "
-                 f"{np.mean(scores):.4f}")
+                 f"{made['variation']} children by variation ({made['attempts']} attempts) "
+                 f"+ {made['random']} random passed Select; scored {len(scored)} new, "
+                 f"population best {max(scores):.4f} mean {np.mean(scores):.4f}")
+
+    def summary(self) -> dict:
+        """Children per iteration (Algorithm 1's P by variation within M attempts, plus R
+        random), for summary.json."""
+        return {"children_per_iteration": self.children}
 
     def exhausted(self) -> bool:
         return self.t > self.config.evolution.iterations

@@ -45,6 +45,17 @@ def test_candidates_are_valid_selected_and_never_repeated(tmp_path):
     assert summary["best"]["reward"] == best[0]
     assert sorted([t.reward for t in trials if t.id in summary["top_k"]], reverse=True) == best
     assert top is not None and (tmp_path / "a" / "progress.png").stat().st_size > 0
+    # children per iteration, as Algorithm 1 makes them: P by variation within M attempts,
+    # then R random children that pass Select
+    made = summary["children_per_iteration"]
+    assert [m["iteration"] for m in made] == list(range(5)) == [m["iteration"] for m in
+                                                                 top[1]["children"]]
+    assert made[0] == {"iteration": 0, "random": 6, "variation": 0, "attempts": 0}
+    for m in made[1:]:
+        of_t = [t for t in trials if t.extra["iteration"] == m["iteration"]]
+        assert m["random"] == 2 and m["variation"] + m["random"] == len(of_t)
+        assert 0 < m["attempts"] <= 40 and m["variation"] <= 6
+        assert m["variation"] == 6 or m["attempts"] == 40  # P passed, or M were spent
 
 
 class Interrupted(BaseException):
