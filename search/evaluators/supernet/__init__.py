@@ -2,8 +2,8 @@
 
 `prepare` trains the super-net once, before the workers start: one uniform valid path per
 step, checkpointed under OUT/supernet and resumable after a kill; it also draws the fixed
-fine-tune batches (one .npz each under OUT/supernet_finetune). Each worker restores that checkpoint; a
-child is fine-tuned briefly on the fixed batches (which also re-estimates its BN
+fine-tune batches (one .npz each under OUT/supernet_finetune). Each worker restores that
+checkpoint; a child is fine-tuned briefly on the fixed batches (which also re-estimates its BN
 statistics), scored on search-val with `supernet.metric`, and the shared weights are put
 back. Super-nets exist per space: `msnas` today; the MnasFPN-family one is issue 16.
 """
