@@ -132,7 +132,10 @@ def _unflatten(arrays) -> dict:
 
 
 def write_batch(path: str, batch) -> None:
-    """One batch (images, labels) as an .npz, written atomically (a kill leaves none)."""
+    """One batch (images, labels) as an .npz, written atomically (a kill leaves none).
+
+    Images stay float32: float16 changed 3 of 8 candidates' AP50 (by up to 0.0066) on the
+    embedded default's super-net (measured after 300 steps)."""
     images, labels = batch
     tmp = path + ".tmp.npz"
     np.savez(tmp, **_flatten({"images": images, "labels": labels}))
