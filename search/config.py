@@ -26,6 +26,7 @@ SEARCH_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "search"
 DEFAULT_CONFIG = SEARCH_CONFIG_DIR / "default.yaml"
 STRATEGIES = ("ppo", "evolution", "regularized_evolution", "random")
 EVALUATORS = ("proxy", "supernet", "toy")
+SUPERNET_OPTIMIZERS = ("adam", "experiment")
 LATENCY_SOURCES = ("lut", "measure", "none")
 CONSTRAINTS = ("none", "madds")
 CONSTRAINT_MEASURES = ("encoder_rpn", "encoder_head")
@@ -129,6 +130,10 @@ class SupernetConfig:
     head_convs: int = 1
     head_filters: int = 32
     steps: int = 1200
+    # "adam": constant-LR Adam at learning_rate (fine-tuned on the same Adam);
+    # "experiment": the experiment's trainer.optimizer_config, its schedule stretched to
+    # `steps` (learning_rate unused), fine-tuned with SGD momentum 0.9 (paper §4.1)
+    optimizer: str = "adam"
     learning_rate: float = 0.003
     checkpoint_every: int = 100
     finetune_steps: int = 10
@@ -204,6 +209,8 @@ class SearchConfig:
         for key in ("val_annotations", "num_classes"):
             if data["supernet"].get(key) is None:
                 data["supernet"].pop(key)
+        if data["supernet"]["optimizer"] == "adam":  # stores from before the key resume
+            data["supernet"].pop("optimizer")
         if data.get("data") is None:  # stores from before the data section stay resumable
             data.pop("data", None)
         data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
@@ -492,6 +499,7 @@ def _validate_supernet(s: SupernetConfig) -> None:
         raise SearchConfigError(f"supernet.input_size must be a multiple of 64 (the coarsest "
                                 f"stride), got {s.input_size}")
     _choice(s.metric, SCORES, "supernet.metric")
+    _choice(s.optimizer, SUPERNET_OPTIMIZERS, "supernet.optimizer")
 
 
 def _validate_combination(config: SearchConfig, space) -> None:

@@ -4,7 +4,8 @@ Model Garden's `MaskRCNN` config with `include_mask=False` (its `fasterrcnn_resn
 plus our backbones (the `msnas` encoder among them) and a `k_first` for the group RoI
 aligner. Experiments: `msnas_fasterrcnn_coco` (the paper's detector and schedule, §4.1),
 its CPU twin `msnas_fasterrcnn_synthetic`, and the Table 1 baselines
-`fasterrcnn_resnet{18,34,50}fpn` with the same box head and schedule.
+`fasterrcnn_resnet{18,34,50}fpn` with the same box head and schedule; `msnas_supernet_paper`
+is the one-stage experiment the paper-scale super-net trains with (the same schedule).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from official.vision.configs import common, decoders, maskrcnn
 from official.vision.configs import backbones as mg_backbones
 
 from mnas_tf.configs.retinanet import (COCO_INPUT_PATH_BASE, SYNTHETIC, Backbone, Decoder,
-                                       MSNASBackbone, synthetic_runtime, synthetic_trainer)
+                                       MSNASBackbone, msnas_synthetic, synthetic_runtime,
+                                       synthetic_trainer)
 
 COCO_TRAIN_IMAGES = 118_287
 K_FIRST_CHOICES = (1, 2)
@@ -151,6 +153,23 @@ def fasterrcnn_resnet34fpn() -> cfg.ExperimentConfig:
 def fasterrcnn_resnet50fpn() -> cfg.ExperimentConfig:
     """Table 1's R50-FPN baseline (197.33 GFLOPs Encoder+RPN at 832x1280)."""
     return _resnet_fpn(50)
+
+
+@exp_factory.register_config_factory("msnas_supernet_paper")
+def msnas_supernet_paper() -> cfg.ExperimentConfig:
+    """The super-net's experiment of the paper-scale searches (configs/search/msnas_r*.yaml).
+
+    `msnas_synthetic`'s one-stage task (the super-net's head and losses; the search sets
+    data, input size and head) with §4.1's optimizer: `paper_schedule` over 48 epochs and
+    weight decay 1e-4. The search stretches the schedule to `supernet.steps`, so only its
+    shape matters here (warm-up 1/48 of training, x0.1 at 42/48 and 47/48).
+    """
+    params = msnas_synthetic()
+    steps_per_epoch, epochs = COCO_TRAIN_IMAGES // 32, 48
+    params.task.losses.l2_weight_decay = 1e-4
+    params.trainer.train_steps = steps_per_epoch * epochs
+    params.trainer.optimizer_config = paper_schedule(steps_per_epoch, epochs)
+    return params
 
 
 @exp_factory.register_config_factory("msnas_fasterrcnn_synthetic")

@@ -2,15 +2,14 @@
 
 `prepare` trains the super-net once, before the workers start: one uniform valid path per
 step, checkpointed under OUT/supernet and resumable after a kill; it also draws the fixed
-fine-tune batches (OUT/finetune_batches.pkl). Each worker restores that checkpoint; a
-child is fine-tuned briefly on the fixed batches (which also re-estimates its BN
+fine-tune batches (one .npz each under OUT/supernet_finetune). Each worker restores that
+checkpoint; a child is fine-tuned briefly on the fixed batches (which also re-estimates its BN
 statistics), scored on search-val with `supernet.metric`, and the shared weights are put
 back. Super-nets exist per space: `msnas` today; the MnasFPN-family one is issue 16.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 from search.evaluators.base import Evaluator
@@ -25,9 +24,9 @@ class SupernetEvaluator(Evaluator):
 
     @classmethod
     def is_prepared(cls, config, out_dir: str) -> bool:
-        from search.evaluators.supernet.training import trained_steps, FINETUNE_BATCHES
+        from search.evaluators.supernet.training import finetune_batches_ready, trained_steps
         return (trained_steps(out_dir) >= config.supernet.steps
-                and os.path.exists(os.path.join(out_dir, FINETUNE_BATCHES)))
+                and finetune_batches_ready(config, out_dir))
 
     @classmethod
     def prepare(cls, config, out_dir: str, progress: bool = True) -> Optional[dict]:

@@ -334,12 +334,63 @@ def make_path_step(task, model: SuperNet, optimizer, anchors: PathAnchors):
 
 
 # ------------------------------------------------------------------------ trainer
+# step counts in Model Garden's learning-rate and warm-up configs (`scaled_schedule`)
+SCHEDULE_STEP_KEYS = ("boundaries", "decay_steps", "warmup_steps", "offset",
+                      "total_decay_steps")
+
+
+def scaled_schedule(optimizer_config, factor: float):
+    """The Model Garden optimizer config with its schedule's step counts times `factor`:
+    the experiment's schedule spans trainer.train_steps, the super-net's its own steps."""
+    def scale(key, value):
+        if isinstance(value, (list, tuple)):
+            return [round(v * factor) for v in value]
+        # a warm-up or decay of 0 steps divides by zero
+        return value if key == "offset" and not value else max(1, round(value * factor))
+
+    overrides = {}
+    for section in ("learning_rate", "warmup"):
+        kind = getattr(optimizer_config, section).type
+        if kind:
+            params = getattr(getattr(optimizer_config, section), kind).as_dict()
+            overrides[section] = {kind: {k: scale(k, v) for k, v in params.items()
+                                         if k in SCHEDULE_STEP_KEYS and v is not None}}
+    return optimizer_config.replace(**overrides)
+
+
+def experiment_optimizer(engine, steps: int):
+    """The experiment's optimizer (trainer.optimizer_config, built by Model Garden's
+    `Task.create_optimizer` as the proxy builds its children's), its schedule stretched
+    from trainer.train_steps to the super-net's `steps`."""
+    params = engine.params
+    config = scaled_schedule(params.trainer.optimizer_config,
+                             steps / params.trainer.train_steps)
+    return engine.task.create_optimizer(config, params.runtime)
+
+
+def learning_rate_now(optimizer) -> float:
+    """The learning rate the optimizer's next update uses (its schedule at `iterations`)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if hasattr(inner, "_decayed_lr"):  # tf_keras legacy OptimizerV2 (Model Garden's SGD)
+        return float(inner._decayed_lr(tf.float32))  # pylint: disable=protected-access
+    lr = inner._learning_rate  # pylint: disable=protected-access
+    if isinstance(lr, tf_keras.optimizers.schedules.LearningRateSchedule):
+        return float(lr(inner.iterations))
+    return float(lr)
+
+
 class SuperNetTrainer:
-    """Owns a super-net, its optimizer, its compiled steps and its scoring."""
+    """Owns a super-net, its optimizer, its compiled steps and its scoring.
+
+    `optimizer`: "adam" (constant `learning_rate`, global clip norm 10; fine-tuning runs on
+    the same Adam at `finetune_learning_rate`) or "experiment" (the experiment's optimizer
+    and schedule over `steps`; fine-tuning runs on its own SGD, momentum 0.9, constant
+    `finetune_learning_rate`, zeroed before each candidate, as MSNAS §4.1).
+    """
 
     def __init__(self, engine, num_blocks: int, channels: int, learning_rate: float,
-                 finetune_learning_rate: float, seed: int = 0):
-        from mnas_tf.proxy import create_optimizer_slots
+                 finetune_learning_rate: float, seed: int = 0, optimizer: str = "adam",
+                 steps: Optional[int] = None):
         tf_keras.utils.set_random_seed(seed)
         self.engine = engine
         self.task = engine.task
@@ -352,14 +403,23 @@ class SuperNetTrainer:
                               tf_keras.regularizers.l2(l2 / 2.0) if l2 else None)
         self.model.build_all(self.image_size)
         self.anchors = PathAnchors(cfg.model, self.image_size)
-        self.optimizer = tf_keras.optimizers.Adam(learning_rate, global_clipnorm=10.0)
-        create_optimizer_slots(self.optimizer, self.model.trainable_variables)
+        if optimizer == "adam":
+            self.optimizer = tf_keras.optimizers.Adam(learning_rate, global_clipnorm=10.0)
+            self.finetune_optimizer = None
+        elif optimizer == "experiment":
+            self.optimizer = experiment_optimizer(engine, steps)
+            self.finetune_optimizer = tf_keras.optimizers.SGD(finetune_learning_rate,
+                                                              momentum=0.9)
+        else:
+            raise ValueError(f"unknown super-net optimizer {optimizer!r}")
         self.train_step = make_path_step(self.task, self.model, self.optimizer, self.anchors)
+        self.finetune_step = self.train_step if self.finetune_optimizer is None else (
+            make_path_step(self.task, self.model, self.finetune_optimizer, self.anchors))
         self._predict = tf.function(lambda images, path: self.model(images, path,
                                                                     training=False),
                                     autograph=False, reduce_retracing=True)
         self._generator = self._detection_generator()
-        self.finetune_batches: list = []
+        self.finetune_batches: Sequence = []
         self.initial_state = self.snapshot()  # stand-alone training starts here
 
     def _detection_generator(self):
@@ -372,13 +432,19 @@ class SuperNetTrainer:
             nms_version=gen.nms_version, use_cpu_nms=gen.use_cpu_nms,
             box_coder_weights=gen.box_coder_weights)
 
-    def step(self, spec: MSNASSpec, batch) -> float:
+    def step(self, spec: MSNASSpec, batch, step_fn=None) -> float:
         """One training step of the path (the same compiled function for every path)."""
         images, labels = batch
-        return float(self.train_step(images, labels, PathTensors.of(spec).as_tuple()))
+        step_fn = step_fn or self.train_step
+        return float(step_fn(images, labels, PathTensors.of(spec).as_tuple()))
+
+    def trace_counts(self) -> dict:
+        return {"train": self.train_step.experimental_get_tracing_count(),
+                "finetune": self.finetune_step.experimental_get_tracing_count()}
 
     def trace_count(self) -> int:
-        return self.train_step.experimental_get_tracing_count()
+        """The most traces of any step function (1: each serves every path)."""
+        return max(self.trace_counts().values())
 
     # -------------------------------------------------------------- scoring
     def _state(self) -> list:
@@ -424,18 +490,21 @@ class SuperNetTrainer:
     def score(self, spec: MSNASSpec, finetune_steps: int) -> tuple[dict, dict]:
         """(metrics, timings) of a path after `finetune_steps` steps at the fine-tune LR.
 
-        The fine-tune runs the same compiled step on the fixed `finetune_batches` (every
-        candidate sees the same data), in training mode, so BN statistics move to the
-        path's own; the shared weights and optimizer state are restored afterwards.
+        The fine-tune runs the compiled fine-tune step on the fixed `finetune_batches`
+        (every candidate sees the same data), in training mode, so BN statistics move to
+        the path's own; its own optimizer (if any) starts from zero slots, and the shared
+        weights and optimizer state are restored afterwards: a score depends on the
+        candidate alone, not on those scored before it.
         """
         timings = {}
         t0 = time.perf_counter()
         saved = self.snapshot() if finetune_steps else None
         try:
             if finetune_steps:
-                self.optimizer.learning_rate.assign(self.finetune_learning_rate)
+                self._start_finetune()
                 for i in range(finetune_steps):
-                    self.step(spec, self.finetune_batches[i % len(self.finetune_batches)])
+                    self.step(spec, self.finetune_batches[i % len(self.finetune_batches)],
+                              self.finetune_step)
             timings["finetune_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             metrics = self.evaluate(spec)
@@ -443,8 +512,16 @@ class SuperNetTrainer:
         finally:
             if saved is not None:
                 self.restore(saved)
-                self.optimizer.learning_rate.assign(self.learning_rate)
+                if self.finetune_optimizer is None:
+                    self.optimizer.learning_rate.assign(self.learning_rate)
         return metrics, timings
+
+    def _start_finetune(self) -> None:
+        if self.finetune_optimizer is None:  # "adam": the shared Adam, at the fine-tune LR
+            self.optimizer.learning_rate.assign(self.finetune_learning_rate)
+            return
+        for v in self.finetune_optimizer.variables():  # iterations and momentum slots
+            v.assign(tf.zeros_like(v))
 
     def checkpoint(self, step: tf.Variable) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=step)
