@@ -211,6 +211,9 @@ class SearchConfig:
                 data["supernet"].pop(key)
         if data["supernet"]["optimizer"] == "adam":  # stores from before the key resume
             data["supernet"].pop("optimizer")
+        if data["constraint"]["type"] == "none":  # no Select: its measure changes nothing
+            for key in ("measure", "input_size", "experiment"):  # (and older stores resume)
+                data["constraint"].pop(key)
         if data.get("data") is None:  # stores from before the data section stay resumable
             data.pop("data", None)
         data["space_layout"] = SPACE_LAYOUT  # stores of the old cell layout are refused
