@@ -49,7 +49,7 @@ class Search:
         from search.strategies import StrategyError, build_strategy
         self.config, self.out_dir, self.progress = config, out_dir, progress
         self.space = get_space(config.space, config.space_overrides)
-        target = _stored_target(out_dir, resume)
+        target = stored_target(out_dir, resume)
         self.constraint = build_constraint(config, self.space, target)
         run_config = dict(config.run_config(), constraint_target=self.constraint.target)
         try:
@@ -445,7 +445,7 @@ def _check_experiment(config) -> None:
         raise SearchError(f"{config.evaluator}.experiment: {e}") from None
 
 
-def _stored_target(out_dir: str, resume: bool) -> Optional[float]:
+def stored_target(out_dir: str, resume: bool) -> Optional[float]:
     """The constraint target a resumed search resolved when it started (read only)."""
     path = os.path.join(out_dir, trial_store.DB_NAME)
     if not resume or not os.path.exists(path):

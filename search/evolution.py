@@ -60,7 +60,8 @@ def _rank_check(args, sets) -> int:
         out = args.out or default_out_dir(config)
         os.makedirs(out, exist_ok=True)
         space = get_space(config.space, config.space_overrides)
-        constraint = build_constraint(config, space)
+        from search.driver import stored_target  # the search's own window, not re-measured
+        constraint = build_constraint(config, space, stored_target(out, resume=True))
         trainer = training.build_trainer(config, space)  # reuses a search's super-net in out
         training.train_supernet(trainer, config, space, out, progress=not args.quiet)
         training.load_finetune_batches(trainer, config, out)
