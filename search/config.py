@@ -140,7 +140,7 @@ class SupernetConfig:
     finetune_learning_rate: float = 0.0003
     finetune_batches: int = 5
     metric: str = "AP50"
-    rank_check_architectures: int = 6
+    rank_check_architectures: int = 10  # Table 4: ten random samples at the target FLOPs
     rank_check_train_steps: int = 300
 
 

@@ -376,8 +376,9 @@ class Search:
         write_top_k(top, self.out_dir, self.config, self.metric_name())
         best = self.best()
         summary = {"out": self.out_dir, "database": self.store.path,
-                   "space": self.config.space, "strategy": self.config.strategy,
-                   "evaluator": self.config.evaluator, "metric": self.metric_name(),
+                   "space": self.config.space,
+                   "space_overrides": dict(self.config.space_overrides),
+                   "strategy": self.config.strategy, "evaluator": self.config.evaluator, "metric": self.metric_name(),
                    "counts": self.store.counts(), **self.strategy.summary(),
                    "frontier": len(frontier), "prepared": self.prepared,
                    "constraint_target_madds": self.constraint.target,

@@ -77,8 +77,14 @@ def _rank_check(args, sets) -> int:
           f"{len(result['architectures'])} architectures)")
     for r in result["architectures"]:
         print(f"{r['one_shot']:10.4f} {r['one_shot_finetuned']:10.4f} {r['stand_alone']:11.4f}")
-    print(f"Kendall tau, with fine-tuning:    {result['kendall_tau_finetuned']:.3f}")
-    print(f"Kendall tau, without fine-tuning: {result['kendall_tau_no_finetune']:.3f}")
+    for label, key in (("with", "finetuned"), ("without", "no_finetune")):
+        low, high = result[f"kendall_tau_{key}_ci"]
+        print(f"Kendall tau, {label} fine-tuning: {result[f'kendall_tau_{key}']:+.3f} "
+              f"(95% bootstrap CI [{low:+.2f}, {high:+.2f}] over "
+              f"{result['n_archs']} architectures)")
+    if result["n_archs"] < 10:
+        print(f"note: {result['n_archs']} architectures; the paper ranks 10 "
+              f"(supernet.rank_check_architectures)")
     return 0
 
 

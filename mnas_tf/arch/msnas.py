@@ -15,8 +15,9 @@ mixed block and never feeds a lateral.
 
 Feature utilization (paper §3.3): G=5 heads, head g reads the encoder feature of
 absolute stride s_g. When several blocks output that stride, the head reads the LAST one
-(deepest; it is a stage end, so it also carries that stride's lateral). s must satisfy
-eq. 7: non-decreasing, min <= 8, max >= 8, min != max; and the encoder must produce s_g.
+(deepest; it is a stage end, so it also carries that stride's lateral). s is
+non-decreasing and the encoder must produce every s_g; eq. 7's range constraints (min <= 8,
+max >= 8, min != max) belong to the search space, which can drop them (Table 3).
 """
 
 from __future__ import annotations
@@ -123,7 +124,12 @@ class EncoderSpec:
 
 @dataclasses.dataclass(frozen=True)
 class UtilizationSpec:
-    """s_g for the G=5 detection heads, validated against eq. 7."""
+    """s_g for the G=5 detection heads: allowed strides, non-decreasing.
+
+    Eq. 7's range constraints (min <= 8 <= max, min != max) are not checked here: the
+    paper designs them "for more efficient search" and ablates them (Table 3), so an
+    architecture outside them is still a detector. The search space applies them
+    (`range_constraint_error`, `valid_utilizations`)."""
 
     strides: tuple
 
@@ -141,24 +147,27 @@ class UtilizationSpec:
             if s[g] > s[g + 1]:
                 raise ArchitectureError(f"utilization head {g + 1}: stride {s[g + 1]} is "
                                         f"below head {g}'s {s[g]}; strides must not decrease")
-        if min(s) > 8:
-            raise ArchitectureError(f"utilization: the finest head stride {min(s)} must be <= 8")
-        if max(s) < 8:
-            raise ArchitectureError(f"utilization: the coarsest head stride {max(s)} must "
-                                    f"be >= 8")
-        if min(s) == max(s):
-            raise ArchitectureError(f"utilization: all heads use stride {min(s)}; at least "
-                                    f"two different strides are required")
 
 
-def valid_utilizations(available: Sequence[int]) -> list[tuple[int, ...]]:
-    """Every eq.-7-valid s whose strides are all in `available`."""
+def range_constraint_error(strides: Sequence[int]) -> Optional[str]:
+    """Why `strides` breaks eq. 7's range constraints, or None when it meets them."""
+    if min(strides) > 8:
+        return f"utilization: the finest head stride {min(strides)} must be <= 8"
+    if max(strides) < 8:
+        return f"utilization: the coarsest head stride {max(strides)} must be >= 8"
+    if min(strides) == max(strides):
+        return (f"utilization: all heads use stride {min(strides)}; at least two different "
+                f"strides are required")
+    return None
+
+
+def valid_utilizations(available: Sequence[int],
+                       range_constraints: bool = True) -> list[tuple[int, ...]]:
+    """Every non-decreasing s whose strides are all in `available`; with
+    `range_constraints`, only those meeting eq. 7's ranges too."""
     options = sorted(set(available) & set(FEATURE_STRIDES))
-    out = []
-    for combo in itertools.combinations_with_replacement(options, NUM_GROUPS):
-        if min(combo) <= 8 <= max(combo) and min(combo) != max(combo):
-            out.append(combo)
-    return out
+    return [combo for combo in itertools.combinations_with_replacement(options, NUM_GROUPS)
+            if not range_constraints or range_constraint_error(combo) is None]
 
 
 @dataclasses.dataclass(frozen=True)

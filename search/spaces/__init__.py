@@ -15,7 +15,7 @@ from mnas_tf.spaces import CellSpace
 from mnas_tf.spaces.settings import space_from_settings
 from search.spaces.base import DecisionError, SearchSpace, Step, Variation
 from search.spaces.mnasfpn import CellSearchSpace
-from search.spaces.msnas import MSNASSpace, kendall_tau
+from search.spaces.msnas import UTILIZATIONS, MSNASSpace, kendall_tau
 from search.spaces.toy import ToyObjective
 
 SPACE_NAMES = (*CELL_SPACES, "msnas")
@@ -42,9 +42,18 @@ def get_space(name: str, overrides: Optional[Mapping[str, Any]] = None,
         raise ValueError(f"{where}: unknown setting(s) {', '.join(map(str, unknown))} for "
                          f"space 'msnas'; valid settings are {', '.join(valid)}")
     for field, value in overrides.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if field in ("num_blocks", "channels") and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ValueError(f"{where}.{field} must be a positive integer, got "
                              f"{describe_value(value)}")
+    if "utilization" in overrides and overrides["utilization"] not in UTILIZATIONS:
+        raise ValueError(f"{where}.utilization must be one of {', '.join(UTILIZATIONS)} "
+                         f"(fpn: the FPN-style ablation of Table 2), got "
+                         f"{describe_value(overrides['utilization'])}")
+    if "constraints" in overrides and not isinstance(overrides["constraints"], bool):
+        raise ValueError(f"{where}.constraints must be true or false (false drops eq. 7's "
+                         f"range constraints, Table 3), got "
+                         f"{describe_value(overrides['constraints'])}")
     return MSNASSpace(**overrides)
 
 

@@ -27,6 +27,9 @@ import numpy as np
 from mnas_tf.arch.msnas import (FEATURE_STRIDES, MAX_STRIDE, MIN_STRIDE, STEM_STRIDE,
                                 STRIDE_CHOICES, ArchitectureError, EncoderSpec, MSNASSpec,
                                 UtilizationSpec, valid_utilizations)
+
+UTILIZATIONS = ("searched", "fpn")  # searched: §3.3; fpn: Table 2's FPN-style ablation
+FPN_STYLE = FEATURE_STRIDES  # s = (4, 8, 16, 32, 64), "the configuration counterpart of FPN"
 from mnas_tf.spaces import DecisionError
 from search.spaces.base import SearchSpace, Variation
 from search.fidelity import kendall_tau  # noqa: F401  (re-exported)
@@ -36,17 +39,31 @@ _STEP = {0.5: -1, 1: 0, 2: 1}
 
 
 @functools.lru_cache(maxsize=None)
-def _utilizations(levels: frozenset) -> tuple[tuple[int, ...], ...]:
-    """The eq.-7-valid utilizations of an encoder producing these log2 strides."""
-    return tuple(valid_utilizations([2 ** level for level in levels]))
+def _utilizations(levels: frozenset, utilization: str = "searched",
+                  constraints: bool = True) -> tuple[tuple[int, ...], ...]:
+    """The utilizations a space offers an encoder producing these log2 strides."""
+    available = [2 ** level for level in levels]
+    if utilization == "fpn":
+        return (FPN_STYLE,) if set(FPN_STYLE) <= set(available) else ()
+    return tuple(valid_utilizations(available, range_constraints=constraints))
 
 
 @dataclasses.dataclass(frozen=True)
 class MSNASSpace(SearchSpace):
-    """`num_blocks` mixed blocks, all `channels` wide; five heads."""
+    """`num_blocks` mixed blocks, all `channels` wide; five heads.
+
+    The ablations of paper §4.3 are settings of the space: `utilization: fpn` fixes every
+    path's heads to FPN's strides (4, 8, 16, 32, 64), so only encoders producing all five
+    remain and only the encoder is searched (Table 2); `constraints: false` drops eq. 7's
+    range constraints (min s <= 8, max s >= 8, min s != max s) while keeping s
+    non-decreasing, which the paper assumes outside the constraints (Table 3). The
+    super-net samples, the evolution's variations and the decision program all follow.
+    """
 
     num_blocks: int = 13
     channels: int = 180
+    utilization: str = "searched"
+    constraints: bool = True
     name: ClassVar[str] = "msnas"
     cell_space: ClassVar = None
 
@@ -56,6 +73,25 @@ class MSNASSpace(SearchSpace):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"space 'msnas': {field} must be a positive integer, got "
                                  f"{value!r}")
+        if self.utilization not in UTILIZATIONS:
+            raise ValueError(f"space 'msnas': utilization must be one of "
+                             f"{', '.join(UTILIZATIONS)}, got {self.utilization!r}")
+        if not isinstance(self.constraints, bool):
+            raise ValueError(f"space 'msnas': constraints must be true or false, got "
+                             f"{self.constraints!r}")
+
+    def _options(self, levels: frozenset) -> tuple[tuple[int, ...], ...]:
+        """The utilizations this space offers an encoder producing these log2 strides."""
+        return _utilizations(levels, self.utilization, self.constraints)
+
+    def utilizations_of(self, encoder: EncoderSpec) -> tuple[tuple[int, ...], ...]:
+        return self._options(frozenset(_LOG[s] for s in encoder.block_strides()))
+
+    def admits(self, spec: MSNASSpec) -> bool:
+        """Whether the spec is a point of this space (its blocks, width and utilization)."""
+        return (spec.encoder.num_blocks == self.num_blocks
+                and spec.encoder.channels == self.channels
+                and spec.feature_strides in self.utilizations_of(spec.encoder))
 
     @functools.cached_property
     def _completions(self) -> list[dict[int, int]]:
@@ -90,10 +126,10 @@ class MSNASSpace(SearchSpace):
         """
         if not self._feasible(0, _LOG[STEM_STRIDE], frozenset()):
             raise ValueError(f"space 'msnas': no {self.num_blocks}-block encoder has a valid "
-                             f"feature utilization")
+                             f"feature utilization{self._settings_note()}")
         while True:
             encoder = self.sample_encoder(rng)
-            options = valid_utilizations(encoder.block_strides())
+            options = self.utilizations_of(encoder)
             if options:
                 return MSNASSpec(encoder,
                                  UtilizationSpec(options[int(rng.integers(len(options)))]))
@@ -116,7 +152,7 @@ class MSNASSpace(SearchSpace):
         @functools.lru_cache(maxsize=None)
         def feasible(i, level, produced):
             if i == self.num_blocks:
-                return bool(_utilizations(produced))
+                return bool(self._options(produced))
             return any(feasible(i + 1, level + _STEP[s], produced | {level + _STEP[s]})
                        for s in STRIDE_CHOICES if lo <= level + _STEP[s] <= hi)
         return feasible
@@ -128,12 +164,12 @@ class MSNASSpace(SearchSpace):
                      if self._next_ok(i, level + _STEP[s], produced)]
             if not valid:
                 raise DecisionError(f"space 'msnas': no {self.num_blocks}-block encoder has a "
-                                    f"valid feature utilization")
+                                    f"valid feature utilization{self._settings_note()}")
             s = STRIDE_CHOICES[choose("stride", f"block{i}.stride", tuple(valid))]
             strides.append(s)
             level += _STEP[s]
             produced |= {level}
-        options = _utilizations(produced)
+        options = self._options(produced)
         chosen: list[int] = []
         for g in range(len(FEATURE_STRIDES)):
             allowed = {u[g] for u in options if list(u[:g]) == chosen}
@@ -183,8 +219,13 @@ class MSNASSpace(SearchSpace):
                         state = (nxt, produced | {nxt})
                         step[state] = step.get(state, 0) + count
             paths = step
-        return sum(count * len(_utilizations(produced))
+        return sum(count * len(self._options(produced))
                    for (_, produced), count in paths.items())
+
+    def _settings_note(self) -> str:
+        ablated = [f"utilization {self.utilization}"] * (self.utilization != "searched") \
+            + ["no range constraints"] * (not self.constraints)
+        return f" ({', '.join(ablated)})" if ablated else ""
 
     def describe(self) -> dict:
         cardinality = self.cardinality()
@@ -192,13 +233,15 @@ class MSNASSpace(SearchSpace):
                 "cardinality": float(cardinality),
                 "log10_cardinality": math.log10(cardinality) if cardinality else None,
                 "decisions": len(self.decision_names()), "num_blocks": self.num_blocks,
-                "channels": self.channels,
+                "channels": self.channels, "utilization": self.utilization,
+                "constraints": self.constraints,
                 "choices": {kind: list(values) for kind, values in self.kinds.items()}}
 
     # ---------------------------------------------------------------- variation
     def variations(self) -> list[Variation]:
-        """The paper's Algorithm 1 operators (default probabilities when prob is None)."""
-        return [
+        """The paper's Algorithm 1 operators (default probabilities when prob is None);
+        with FPN-style utilization only the encoder's (the heads' strides are fixed)."""
+        operators = [
             Variation("crossover_encoder", 2, lambda parents, rng, prob=None:
                       self.crossover_encoder(parents[0], parents[1], rng)),
             Variation("mutate_encoder", 1, lambda parents, rng, prob=None:
@@ -208,6 +251,9 @@ class MSNASSpace(SearchSpace):
             Variation("mutate_features", 1, lambda parents, rng, prob=None:
                       self.mutate_features(parents[0], rng, 0.2 if prob is None else prob)),
         ]
+        if self.utilization == "fpn":
+            operators = [v for v in operators if v.name.endswith("_encoder")]
+        return operators
 
     def mutate_encoder(self, spec: MSNASSpec, rng: np.random.Generator,
                        prob: float = 0.1) -> Optional[MSNASSpec]:
@@ -220,13 +266,13 @@ class MSNASSpace(SearchSpace):
         if not changed:  # a mutation changes at least one gene
             i = int(rng.integers(len(strides)))
             strides[i] = _other(strides[i], STRIDE_CHOICES, rng)
-        return _try(strides, spec.feature_strides, self.channels)
+        return self._try(strides, spec.feature_strides)
 
     def crossover_encoder(self, a: MSNASSpec, b: MSNASSpec,
                           rng: np.random.Generator) -> Optional[MSNASSpec]:
         mask = rng.random(self.num_blocks) < 0.5
         strides = [x if m else y for x, y, m in zip(a.encoder.strides, b.encoder.strides, mask)]
-        return _try(strides, a.feature_strides, self.channels)
+        return self._try(strides, a.feature_strides)
 
     def mutate_features(self, spec: MSNASSpec, rng: np.random.Generator,
                         prob: float = 0.2) -> Optional[MSNASSpec]:
@@ -240,22 +286,23 @@ class MSNASSpace(SearchSpace):
         if not changed and len(available) > 1:
             g = int(rng.integers(len(fs)))
             fs[g] = _other(fs[g], available, rng)
-        return _try(spec.encoder.strides, fs, self.channels)
+        return self._try(spec.encoder.strides, fs)
 
     def crossover_features(self, a: MSNASSpec, b: MSNASSpec,
                            rng: np.random.Generator) -> Optional[MSNASSpec]:
         mask = rng.random(len(a.feature_strides)) < 0.5
         fs = [x if m else y for x, y, m in zip(a.feature_strides, b.feature_strides, mask)]
-        return _try(a.encoder.strides, fs, self.channels)
+        return self._try(a.encoder.strides, fs)
+
+    def _try(self, strides, feature_strides) -> Optional[MSNASSpec]:
+        """The child, or None when it is not a point of this space."""
+        try:
+            spec = MSNASSpec.build(tuple(strides), self.channels, tuple(feature_strides))
+        except ArchitectureError:
+            return None
+        return spec if self.admits(spec) else None
 
 
 def _other(value, choices, rng):
     others = [c for c in choices if c != value]
     return others[int(rng.integers(len(others)))]
-
-
-def _try(strides, feature_strides, channels) -> Optional[MSNASSpec]:
-    try:
-        return MSNASSpec.build(tuple(strides), channels, tuple(feature_strides))
-    except ArchitectureError:
-        return None

@@ -6,7 +6,7 @@ import pytest
 
 from mnas_tf.arch import ArchitectureError
 from mnas_tf.arch.msnas import (EncoderSpec, MSNASSpec, UtilizationSpec, load_msnas,
-                                msnas_names, valid_utilizations)
+                                msnas_names, range_constraint_error, valid_utilizations)
 
 # Paper Table 7, row 1 (MSNAS-R18 top-1), worked by hand:
 # block   0  1  2  3  4  5  6    7  8  9    10 11 12
@@ -74,9 +74,6 @@ def test_bad_stride_choice_and_channels():
 @pytest.mark.parametrize("strides, problem", [
     ((8, 8, 16, 16), "need 5 strides"),
     ((8, 16, 8, 16, 32), "must not decrease"),
-    ((16, 16, 32, 32, 64), "finest head stride 16 must be <= 8"),
-    ((4, 4, 4, 4, 4), "coarsest head stride 4 must be >= 8"),
-    ((8, 8, 8, 8, 8), "all heads use stride 8"),
     ((4, 8, 12, 16, 32), "stride 12 is not one of"),
 ])
 def test_utilization_constraints(strides, problem):
@@ -84,10 +81,26 @@ def test_utilization_constraints(strides, problem):
         UtilizationSpec(strides)
 
 
+@pytest.mark.parametrize("strides, problem", [
+    ((16, 16, 32, 32, 64), "finest head stride 16 must be <= 8"),
+    ((4, 4, 4, 4, 4), "coarsest head stride 4 must be >= 8"),
+    ((8, 8, 8, 8, 8), "all heads use stride 8"),
+])
+def test_eq7_range_constraints_are_the_space_s_not_the_architecture_s(strides, problem):
+    """Table 3 ablates them, so a utilization outside them is still an architecture."""
+    assert UtilizationSpec(strides).strides == strides
+    assert problem in range_constraint_error(strides)
+    assert range_constraint_error((4, 8, 16, 32, 64)) is None
+
+
 def test_valid_utilizations_enumerate_eq7():
     assert all(max(s) >= 8 and min(s) <= 8 for s in valid_utilizations([4, 8, 16, 32, 64]))
     assert valid_utilizations([4]) == []
     assert (4, 8, 16, 32, 64) in valid_utilizations([4, 8, 16, 32, 64])
+    free = valid_utilizations([4, 8, 16, 32, 64], range_constraints=False)
+    assert len(free) == 126  # C(5 + 5 - 1, 5) non-decreasing sequences
+    assert set(valid_utilizations([4, 8, 16, 32, 64])) < set(free)
+    assert valid_utilizations([4], range_constraints=False) == [(4, 4, 4, 4, 4)]
 
 
 def test_heads_need_a_produced_stride_and_read_the_last_block():

@@ -115,9 +115,9 @@ def test_reference_schedule_is_the_proxy_trained_longer():
     from search.config import load_config
     proxy, reference = proxycheck.check_configs(load_config(), 700,
                                                 ["proxy.freeze_backbone=false"])
-    assert reference.proxy.train_steps == 700 and proxy.proxy.train_steps == 200
+    assert reference.proxy.train_steps == 700 and proxy.proxy.train_steps == 600
     assert reference.proxy.freeze_backbone is False and proxy.proxy.freeze_backbone is True
     assert proxy.latency.source == reference.latency.source == "none"
     assert reference.proxy.data_seed == proxy.proxy.data_seed  # the same data
     _, default = proxycheck.check_configs(load_config(), None)
-    assert default.proxy.train_steps == 600
+    assert default.proxy.train_steps == 1800

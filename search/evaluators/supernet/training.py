@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from search.fidelity import kendall_tau
+from search.fidelity import rank_agreement
 
 CHECKPOINT_DIR = "supernet"
 FINETUNE_DIR = "supernet_finetune"  # one .npz per fine-tune batch
@@ -235,7 +235,13 @@ def rank_check(trainer, config, space, constraint, progress: bool = True) -> dic
         row["stand_alone"] = trainer.evaluate(spec)[s.metric]
     trainer.restore(trained)
     sa = [r["stand_alone"] for r in rows]
-    return {"score": s.metric, "architectures": rows,
-            "kendall_tau_finetuned": kendall_tau([r["one_shot_finetuned"] for r in rows], sa),
-            "kendall_tau_no_finetune": kendall_tau([r["one_shot"] for r in rows], sa),
+    with_ft = rank_agreement([r["one_shot_finetuned"] for r in rows], sa, seed=config.seed)
+    without_ft = rank_agreement([r["one_shot"] for r in rows], sa, seed=config.seed)
+    return {"score": s.metric, "architectures": rows, "n_archs": len(rows),
+            "finetune_steps": s.finetune_steps, "stand_alone_steps": s.rank_check_train_steps,
+            "kendall_tau_finetuned": with_ft["kendall_tau"],
+            "kendall_tau_finetuned_ci": with_ft["kendall_tau_ci"],
+            "kendall_tau_no_finetune": without_ft["kendall_tau"],
+            "kendall_tau_no_finetune_ci": without_ft["kendall_tau_ci"],
+            "finetuned": with_ft, "no_finetune": without_ft,
             "stand_alone_s": time.perf_counter() - t0}

@@ -159,5 +159,10 @@ def test_specs_outside_the_space_are_refused():
         msnas.encode(other)
     with pytest.raises(DecisionError, match="decision 0 .block0.stride. is 0"):
         msnas.decode([0, 1, 1, 1, 0, 0, 0, 0, 0])  # block 0 would upsample below stride 4
+    # eq. 7's ranges are the space's (Table 3 drops them): a valid architecture, not a point
+    single = msnas.spec({"channels": 8, "strides": [1, 1, 1, 1], "feature_strides": [4] * 5})
+    assert not msnas.admits(single)
+    with pytest.raises(DecisionError):
+        msnas.encode(single)
     with pytest.raises(ArchitectureError):
-        msnas.spec({"channels": 8, "strides": [1, 1, 1, 1], "feature_strides": [4] * 5})
+        msnas.spec({"channels": 8, "strides": [1, 1, 1, 1], "feature_strides": [8] * 5})
