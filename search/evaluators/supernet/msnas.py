@@ -506,6 +506,7 @@ class SuperNetTrainer:
                     self.step(spec, self.finetune_batches[i % len(self.finetune_batches)],
                               self.finetune_step)
             timings["finetune_s"] = time.perf_counter() - t0
+            timings["finetune_steps"] = finetune_steps
             t1 = time.perf_counter()
             metrics = self.evaluate(spec)
             timings["eval_s"] = time.perf_counter() - t1

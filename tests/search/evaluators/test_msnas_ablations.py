@@ -65,7 +65,7 @@ def test_fpn_style_search_without_random_children_or_fine_tuning(fpn_search):
     assert all(tuple(t[0]["feature_strides"]) == FEATURE_STRIDES for t in trials)
     later = [t for t in trials if t[4]["iteration"] > 0]
     assert later and all(t[4]["origin"] != "random" for t in later)   # random_children: 0
-    assert all("finetune_s" not in t[3] for t in trials)               # finetune_steps: 0
+    assert all(t[3]["finetune_steps"] == 0 for t in trials)            # finetune_steps: 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["space_overrides"]["utilization"] == "fpn"
 
@@ -97,6 +97,7 @@ def test_search_without_range_constraints_scores_paths_outside_eq7(tmp_path):
                   overrides="{num_blocks: 3, channels: 8, constraints: false}")
     trials = _trials(out)
     assert all(t[1] == "done" and math.isfinite(t[2]) for t in trials)
+    assert all(t[3]["finetune_steps"] == 1 for t in trials)
     outside = [t for t in trials if range_constraint_error(t[0]["feature_strides"])]
     assert outside, "the unconstrained search never left eq. 7's ranges"
     summary = json.loads((out / "summary.json").read_text())
