@@ -433,17 +433,29 @@ class SuperNetTrainer:
 
     def __init__(self, engine, num_blocks: int, channels: int, learning_rate: float,
                  finetune_learning_rate: float, seed: int = 0, optimizer: str = "adam",
-                 steps: Optional[int] = None):
+                 steps: Optional[int] = None, detector: str = "retinanet"):
         tf_keras.utils.set_random_seed(seed)
         self.engine = engine
         self.task = engine.task
+        self.detector = detector
         cfg = self.task.task_config
         self.image_size = tuple(cfg.model.input_size[:2])
         self.learning_rate = learning_rate
         self.finetune_learning_rate = finetune_learning_rate
         l2 = cfg.losses.l2_weight_decay
-        self.model = SuperNet(num_blocks, channels, cfg.model,
-                              tf_keras.regularizers.l2(l2 / 2.0) if l2 else None)
+        regularizer = tf_keras.regularizers.l2(l2 / 2.0) if l2 else None
+        if detector == "fasterrcnn":
+            from search.evaluators.supernet import fasterrcnn
+            self.model = fasterrcnn.FasterRCNNSuperNet(num_blocks, channels, cfg.model,
+                                                       self.image_size, regularizer)
+            make_step = lambda opt: fasterrcnn.make_rcnn_path_step(  # noqa: E731
+                self.task, self.model, opt)
+        elif detector == "retinanet":
+            self.model = SuperNet(num_blocks, channels, cfg.model, regularizer)
+            make_step = lambda opt: make_path_step(  # noqa: E731
+                self.task, self.model, opt, self.anchors)
+        else:
+            raise ValueError(f"unknown super-net detector {detector!r}")
         self.model.build_all(self.image_size)
         self.anchors = PathAnchors(cfg.model, self.image_size)
         if optimizer == "adam":
@@ -455,13 +467,19 @@ class SuperNetTrainer:
                                                               momentum=0.9)
         else:
             raise ValueError(f"unknown super-net optimizer {optimizer!r}")
-        self.train_step = make_path_step(self.task, self.model, self.optimizer, self.anchors)
+        self.train_step = make_step(self.optimizer)
         self.finetune_step = self.train_step if self.finetune_optimizer is None else (
-            make_path_step(self.task, self.model, self.finetune_optimizer, self.anchors))
-        self._predict = tf.function(lambda images, path: self.model(images, path,
-                                                                    training=False),
-                                    autograph=False, reduce_retracing=True)
-        self._generator = self._detection_generator()
+            make_step(self.finetune_optimizer))
+        if detector == "fasterrcnn":  # the model's own RoI and detection generators
+            self._predict = tf.function(
+                lambda images, image_shape, path: self.model(
+                    images, path, image_shape=image_shape, training=False),
+                autograph=False, reduce_retracing=True)
+        else:
+            self._predict = tf.function(lambda images, path: self.model(images, path,
+                                                                        training=False),
+                                        autograph=False, reduce_retracing=True)
+            self._generator = self._detection_generator()
         self.finetune_batches: Sequence = []
         self.initial_state = self.snapshot()  # stand-alone training starts here
 
@@ -483,7 +501,8 @@ class SuperNetTrainer:
 
     def trace_counts(self) -> dict:
         return {"train": self.train_step.experimental_get_tracing_count(),
-                "finetune": self.finetune_step.experimental_get_tracing_count()}
+                "finetune": self.finetune_step.experimental_get_tracing_count(),
+                "predict": self._predict.experimental_get_tracing_count()}
 
     def trace_count(self) -> int:
         """The most traces of any step function (1: each serves every path)."""
@@ -505,6 +524,8 @@ class SuperNetTrainer:
         """COCO metrics of the path on the engine's validation batches."""
         task = self.task
         path = PathTensors.of(spec)
+        if self.detector == "fasterrcnn":
+            return self._evaluate_rcnn(path)
         anchors = self.anchors.per_group([int(s) for s in path.head_strides])
         state = None
         for images, labels in self.engine._val_batches:  # pylint: disable=protected-access
@@ -525,6 +546,20 @@ class SuperNetTrainer:
                     "image_info": labels["image_info"]}
             state = task.aggregate_logs(state, {task.coco_metric.name:
                                                 (labels["groundtruths"], coco)})
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
+            logs = task.reduce_aggregated_logs(state)
+        return {k: float(v) for k, v in logs.items()
+                if k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+
+    def _evaluate_rcnn(self, path: PathTensors) -> dict:
+        """COCO metrics of a two-stage path: Model Garden's MaskRCNNTask validation
+        (its `_update_metrics` and COCO evaluator) on the super-net's detections."""
+        task, state = self.task, None
+        for images, labels in self.engine._val_batches:  # pylint: disable=protected-access
+            outputs = self._predict(images, labels["image_info"][:, 1, :], path.as_tuple())
+            logs: dict = {}
+            task._update_metrics(labels, outputs, logs)  # pylint: disable=protected-access
+            state = task.aggregate_logs(state, logs)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
             logs = task.reduce_aggregated_logs(state)
         return {k: float(v) for k, v in logs.items()
