@@ -501,8 +501,7 @@ class SuperNetTrainer:
 
     def trace_counts(self) -> dict:
         return {"train": self.train_step.experimental_get_tracing_count(),
-                "finetune": self.finetune_step.experimental_get_tracing_count(),
-                "predict": self._predict.experimental_get_tracing_count()}
+                "finetune": self.finetune_step.experimental_get_tracing_count()}
 
     def trace_count(self) -> int:
         """The most traces of any step function (1: each serves every path)."""
