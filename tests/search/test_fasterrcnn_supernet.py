@@ -245,3 +245,21 @@ def test_train_step_serves_every_path_in_one_trace(params, supernet):
     for old, new in zip(before, untaken.variables):
         np.testing.assert_array_equal(new.numpy(), old)
     assert not np.array_equal(supernet.stem.trainable_variables[0].numpy(), stem)
+
+
+def test_weight_decay_covers_exactly_the_paths_layers(params):
+    from search.evaluators.supernet.msnas import path_weight_decay
+    l2 = 1e-2
+    net = FasterRCNNSuperNet(3, CHANNELS, params.task.model, (SIZE, SIZE),
+                             tf_keras.regularizers.l2(l2 / 2.0))
+    net.build_all()
+    path = PathTensors.of(_spec(*PATHS[0]))
+    used = [net.stem, net.rpn_head, net.detection_head[0],
+            *(net.choice_blocks[i][c] for i, c in enumerate(path.choices)),
+            *(net.laterals[k] for k in path.lateral_sources if k >= 0)]
+    kernels = [v for layer in used for v in layer.trainable_variables
+               if "kernel" in v.name]
+    expected = l2 / 2 * sum(np.sum(np.square(v.numpy()), dtype=np.float64) for v in kernels)
+    decay = tf.function(lambda *p: path_weight_decay(net, p), autograph=False)
+    np.testing.assert_allclose(float(decay(*path.as_tuple())), expected, rtol=1e-5)
+    assert float(tf.add_n(net.losses)) > 1.2 * expected  # every branch decays more
