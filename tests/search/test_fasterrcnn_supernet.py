@@ -15,6 +15,7 @@ from official.vision.modeling.layers import roi_generator
 from official.vision.ops import anchor as mg_anchor
 
 from mnas_tf.arch.msnas import FEATURE_STRIDES, MSNASSpec, valid_utilizations
+from supernet_weights import randomise, relative_error
 from search.evaluators.supernet.fasterrcnn import (FasterRCNNSuperNet, PathROIGenerator,
                                                    RpnPathLabeler, make_rcnn_path_step,
                                                    max_path_anchors)
@@ -40,33 +41,12 @@ def params():
     return _experiment()
 
 
-def _randomise(model, seed=0):
-    """Kernels N(0, 1/fan_in) (>= 0.05), biases and BN beta N(0, 0.1), gamma U(0.7, 1.3),
-    moving mean N(0, 0.2), moving variance U(0.5, 1.5)."""
-    rng = np.random.default_rng(seed)
-    for v in model.variables:
-        name, shape = v.name, v.shape.as_list()
-        if "moving_mean" in name:
-            value = rng.normal(0, 0.2, shape)
-        elif "moving_variance" in name:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "gamma" in name:
-            value = rng.uniform(0.7, 1.3, shape)
-        elif "beta" in name or "bias" in name:
-            value = rng.normal(0, 0.1, shape)
-        elif "kernel" in name:
-            value = rng.normal(0, max(0.05, np.prod(shape[:-1]) ** -0.5), shape)
-        else:
-            continue
-        v.assign(value.astype(np.float32))
-
-
 @pytest.fixture(scope="module")
 def supernet(params):
     tf.random.set_seed(0)
     net = FasterRCNNSuperNet(3, CHANNELS, params.task.model, (SIZE, SIZE))
     net.build_all()
-    _randomise(net)
+    randomise(net)
     return net
 
 
@@ -75,12 +55,6 @@ def _spec(strides, feature_strides):
     assert tuple(feature_strides) in {tuple(u) for u in
                                       valid_utilizations(spec.encoder.block_strides())}
     return spec
-
-
-def _rel(a, b) -> float:
-    """max |a - b| over the reference's scale."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
 def _outputs(out, head):
@@ -131,7 +105,7 @@ def test_paths_equal_their_children_with_random_weights_and_bn_statistics(supern
         assert np.std(ours["head_on_fixed_rois/class"]) > 0.05
         for key in ours:
             assert ours[key].shape == theirs[key].shape, (spec, key)
-            err = _rel(ours[key], theirs[key])
+            err = relative_error(ours[key], theirs[key])
             worst[key] = max(worst.get(key, 0.0), err)
             assert err <= RTOL, (strides, fs, key, err)
         # a 1% fault in one lateral kernel of the child breaks the equality by >= 100x
@@ -144,7 +118,7 @@ def test_paths_equal_their_children_with_random_weights_and_bn_statistics(supern
         faulty = child_outputs()
         for key in (f"rpn_scores/{group}", f"rpn_boxes/{group}", "head_on_fixed_rois/class",
                     "head_on_fixed_rois/box"):
-            change = _rel(ours[key], faulty[key])
+            change = relative_error(ours[key], faulty[key])
             name = key.rsplit("/", 1)[0] if key.startswith("rpn") else key
             faults[name] = min(faults.get(name, np.inf), change)
             assert change >= 100 * RTOL, (strides, fs, key, change)
