@@ -378,6 +378,12 @@ def validate(config: SearchConfig) -> None:
                                 f"{config.latency.input_size}")
     _choice(config.constraint.type, CONSTRAINTS, "constraint.type")
     _validate_constraint(config.constraint)
+    if (config.evaluator == "supernet" and config.constraint.type == "madds"
+            and config.constraint.measure == "encoder_head"
+            and config.supernet.detector != "retinanet"):
+        raise SearchConfigError("constraint.measure encoder_head counts the one-stage "
+                                "super-net's RetinaNet head; with supernet.detector "
+                                f"{config.supernet.detector} use encoder_rpn")
     _validate_strategies(config)
     _validate_supernet(config.supernet)
     if config.toy.delay_s < 0:

@@ -41,6 +41,9 @@ def test_detector_switch_picks_its_experiment_and_is_validated():
     assert two.run_config()["supernet"]["detector"] == "fasterrcnn"
     with pytest.raises(SearchConfigError, match="supernet.detector 'yolo' is unknown"):
         load_config("msnas_default", sets=["supernet.detector=yolo"])
+    with pytest.raises(SearchConfigError, match="encoder_head counts the one-stage"):
+        load_config("msnas_default", sets=["supernet.detector=fasterrcnn",
+                                           "constraint.measure=encoder_head"])
 
 
 def test_a_one_stage_experiment_is_refused_for_the_two_stage_detector():
