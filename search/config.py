@@ -27,6 +27,9 @@ DEFAULT_CONFIG = SEARCH_CONFIG_DIR / "default.yaml"
 STRATEGIES = ("ppo", "evolution", "regularized_evolution", "random")
 EVALUATORS = ("proxy", "supernet", "toy")
 SUPERNET_OPTIMIZERS = ("adam", "experiment")
+# supernet.detector -> the experiment a null supernet.experiment stands for
+DETECTOR_EXPERIMENTS = {"retinanet": "msnas_synthetic",
+                        "fasterrcnn": "msnas_fasterrcnn_synthetic"}
 LATENCY_SOURCES = ("lut", "measure", "none")
 CONSTRAINTS = ("none", "madds")
 CONSTRAINT_MEASURES = ("encoder_rpn", "encoder_head")
@@ -118,7 +121,13 @@ class SupernetConfig:
     single-path sampling; each child inherits its weights, is fine-tuned briefly and scored
     on search-val."""
 
-    experiment: str = "msnas_synthetic"
+    # the super-net's detector: "retinanet" (the one-stage stand-in, RetinaNetHead on the
+    # groups) or "fasterrcnn" (the paper's two-stage Faster R-CNN, §4.1: RPN, RoI sampler,
+    # group RoI aligner at the path's strides, 2-conv + 1-fc box head)
+    detector: str = "retinanet"
+    # the Model Garden experiment (task, losses, optimizer) of that detector; null: its
+    # synthetic twin (msnas_synthetic / msnas_fasterrcnn_synthetic)
+    experiment: Optional[str] = None
     input_size: int = 128
     batch_size: int = 8
     eval_batch_size: int = 8
@@ -127,7 +136,7 @@ class SupernetConfig:
     val_data: str = "synthetic://search_val"
     val_annotations: Optional[str] = None  # null: val_data's (synthetic://SPLIT)
     num_classes: Optional[int] = None  # null: the experiment's; set by the data section
-    head_convs: int = 1
+    head_convs: int = 1  # the dense head's (retinanet) or the RPN head's (fasterrcnn)
     head_filters: int = 32
     steps: int = 1200
     # "adam": constant-LR Adam at learning_rate (fine-tuned on the same Adam);
@@ -142,6 +151,10 @@ class SupernetConfig:
     metric: str = "AP50"
     rank_check_architectures: int = 10  # Table 4: ten random samples at the target FLOPs
     rank_check_train_steps: int = 300
+
+    def __post_init__(self):
+        if self.experiment is None and self.detector in DETECTOR_EXPERIMENTS:
+            object.__setattr__(self, "experiment", DETECTOR_EXPERIMENTS[self.detector])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +224,8 @@ class SearchConfig:
                 data["supernet"].pop(key)
         if data["supernet"]["optimizer"] == "adam":  # stores from before the key resume
             data["supernet"].pop("optimizer")
+        if data["supernet"]["detector"] == "retinanet":  # (and so do these)
+            data["supernet"].pop("detector")
         if data["constraint"]["type"] == "none":  # no Select: its measure changes nothing
             for key in ("measure", "input_size", "experiment"):  # (and older stores resume)
                 data["constraint"].pop(key)
@@ -363,6 +378,12 @@ def validate(config: SearchConfig) -> None:
                                 f"{config.latency.input_size}")
     _choice(config.constraint.type, CONSTRAINTS, "constraint.type")
     _validate_constraint(config.constraint)
+    if (config.evaluator == "supernet" and config.constraint.type == "madds"
+            and config.constraint.measure == "encoder_head"
+            and config.supernet.detector != "retinanet"):
+        raise SearchConfigError("constraint.measure encoder_head counts the one-stage "
+                                "super-net's RetinaNet head; with supernet.detector "
+                                f"{config.supernet.detector} use encoder_rpn")
     _validate_strategies(config)
     _validate_supernet(config.supernet)
     if config.toy.delay_s < 0:
@@ -503,6 +524,7 @@ def _validate_supernet(s: SupernetConfig) -> None:
                                 f"stride), got {s.input_size}")
     _choice(s.metric, SCORES, "supernet.metric")
     _choice(s.optimizer, SUPERNET_OPTIMIZERS, "supernet.optimizer")
+    _choice(s.detector, tuple(DETECTOR_EXPERIMENTS), "supernet.detector")
 
 
 def _validate_combination(config: SearchConfig, space) -> None:

@@ -43,6 +43,22 @@ def roi_groups(boxes: tf.Tensor, k_first: int, num_groups: int = NUM_GROUPS) -> 
     return tf.clip_by_value(tf.cast(level, tf.int32), 0, num_groups - 1)
 
 
+def crop_at_stride(feature: tf.Tensor, boxes: tf.Tensor, stride: int, crop_size: int,
+                   sample_offset: float) -> tf.Tensor:
+    """[batch, boxes, crop, crop, ch]: every box cropped from one feature at its stride
+    (Model Garden's bilinear crop on a one-level pyramid keyed log2(stride), so box
+    scaling and clamping use that map's true size; the map's size must be static)."""
+    return spatial_transform_ops.multilevel_crop_and_resize(
+        {str(int(math.log2(stride))): feature}, boxes, output_size=crop_size,
+        sample_offset=sample_offset)
+
+
+def pick_crops(crops: Sequence[tf.Tensor], which: tf.Tensor) -> tf.Tensor:
+    """Box b keeps crops[which[b]] ([batch, boxes] indices into the list)."""
+    stacked = tf.stack(crops, axis=2)  # [batch, boxes, len(crops), crop, crop, ch]
+    return tf.gather(stacked, which, axis=2, batch_dims=2)
+
+
 @tf_keras.utils.register_keras_serializable(package="mnas_tf")
 class GroupROIAligner(tf_keras.layers.Layer):
     """RoIAlign from the feature of each RoI's group, at that group's stride.
@@ -70,16 +86,11 @@ class GroupROIAligner(tf_keras.layers.Layer):
 
     def call(self, features: Mapping[str, tf.Tensor], boxes: tf.Tensor, training=None):
         cfg = self._config_dict
-        crops = []
-        for stride in self._unique:
-            key = GROUP_KEYS[cfg["feature_strides"].index(stride)]
-            level = str(int(math.log2(stride)))
-            crops.append(spatial_transform_ops.multilevel_crop_and_resize(
-                {level: features[key]}, boxes, output_size=cfg["crop_size"],
-                sample_offset=cfg["sample_offset"]))
+        crops = [crop_at_stride(features[GROUP_KEYS[cfg["feature_strides"].index(stride)]],
+                                boxes, stride, cfg["crop_size"], cfg["sample_offset"])
+                 for stride in self._unique]
         which = tf.gather(self._group_to_unique, roi_groups(boxes, cfg["k_first"]))
-        stacked = tf.stack(crops, axis=2)  # [batch, boxes, unique strides, crop, crop, ch]
-        return tf.gather(stacked, which, axis=2, batch_dims=2)
+        return pick_crops(crops, which)
 
     def get_config(self):
         return {**super().get_config(), **self._config_dict}

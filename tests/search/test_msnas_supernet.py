@@ -75,6 +75,39 @@ def test_a_path_computes_exactly_its_stand_alone_child(supernet):
         np.testing.assert_allclose(heads_super[1][key], heads_child[1][key], atol=1e-5)
 
 
+def test_paths_equal_their_children_with_random_weights_and_bn_statistics(model_config):
+    """The same on non-trivial weights (the head's predictors start at std 1e-5 above):
+    every weight redrawn, BN statistics randomised, three stride layouts; a 1% change of
+    one lateral kernel in the child moves the outputs by >= 100x the tolerance."""
+    from supernet_weights import randomise, relative_error
+    rtol = 1e-5  # of the output's scale
+    tf.random.set_seed(2)
+    net = SuperNet(3, 8, model_config)
+    net.build_all((SIZE, SIZE))
+    randomise(net)
+    images = tf.random.stateless_normal([2, SIZE, SIZE, 3], seed=[5, 6])
+    forward = tf.function(lambda x, p: net(x, p, training=False), autograph=False)
+    for strides, fs in [((1, 2, 0.5), (4, 4, 8, 8, 8)), ((2, 0.5, 2), (4, 8, 8, 8, 8)),
+                        ((2, 2, 0.5), (8, 8, 16, 16, 16))]:
+        spec = MSNASSpec.build(strides, 8, fs)
+        ours = forward(images, PathTensors.of(spec).as_tuple())
+        child = net.export_child(spec)
+        theirs = net.head(child(images, training=False), training=False)
+        assert np.std(ours[0]["2"]) > 0.1  # O(1) logits, not the 1e-5-std start
+        for o, t in zip(ours[:2], theirs[:2]):
+            for key in t:
+                assert relative_error(o[key], t[key]) <= rtol, (strides, key)
+        merged, lateral = next((i, k) for i, k in enumerate(spec.encoder.lateral_sources())
+                               if k is not None)
+        group = str(2 + spec.head_blocks().index(merged))
+        kernel = child.get_layer(f"lateral_{lateral}").trainable_variables[0]
+        kernel.assign(kernel * 1.01)
+        faulty = net.head(child(images, training=False), training=False)
+        for o, t in zip(ours[:2], faulty[:2]):
+            assert relative_error(o[group], t[group]) >= 100 * rtol, (strides, group)
+    assert forward.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize("num_boxes", [0, 1, 3])
 def test_flat_labelling_equals_model_garden_label_anchors(model_config, num_boxes):
     from official.vision.ops import anchor as mg_anchor

@@ -5,7 +5,9 @@ step, checkpointed under OUT/supernet and resumable after a kill; it also draws 
 fine-tune batches (one .npz each under OUT/supernet_finetune). Each worker restores that
 checkpoint; a child is fine-tuned briefly on the fixed batches (which also re-estimates its BN
 statistics), scored on search-val with `supernet.metric`, and the shared weights are put
-back. Super-nets exist per space: `msnas` today; the MnasFPN-family one is issue 16.
+back. Super-nets exist per space: `msnas` today (`supernet.detector`: the one-stage
+`retinanet` stand-in, `msnas.SuperNet`, or the paper's two-stage `fasterrcnn`,
+`fasterrcnn.FasterRCNNSuperNet`); the MnasFPN-family one is issue 16.
 """
 
 from __future__ import annotations

@@ -65,16 +65,18 @@ class PathTensors:
                 tf.constant(self.head_blocks), tf.constant(self.head_strides))
 
 
-class SuperNet(tf_keras.Model):
-    """Stem, 3 choices x N blocks, N-1 lateral convs, and a RetinaNetHead for the 5 groups.
+class PathCells:
+    """The cells every MSNAS super-net shares, and the path's forward through them.
 
-    `l2_regularizer` sits on every layer as in the child; `model.losses` thus decays every
-    branch, so the train step sums it over the path only (`path_weight_decay`).
+    The stem, 3 choices x N blocks and N-1 lateral convs (the last block never feeds a
+    lateral: nothing comes after it). `encode` runs a path given as int tensors: one
+    `tf.switch_case` per block choice, lateral source and head input, so one trace
+    serves every path. Mixed into a Keras Model (the one-stage `SuperNet`) or Layer (the
+    two-stage super-net's backbone), whose attribute tracking owns the cells.
     """
 
-    def __init__(self, num_blocks: int, channels: int, model_config,
-                 l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None, **kwargs):
-        super().__init__(**kwargs)
+    def _build_cells(self, num_blocks: int, channels: int, model_config,
+                     l2_regularizer=None) -> None:
         norm = model_config.norm_activation
         args = dict(norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon,
                     kernel_regularizer=l2_regularizer)
@@ -83,9 +85,73 @@ class SuperNet(tf_keras.Model):
         self.choice_blocks = [[layers.StrideBlock(channels, s, name=layers.block_name(i, s),
                                                   **args) for s in STRIDE_CHOICES]
                               for i in range(num_blocks)]
-        # the last block never feeds a lateral: nothing comes after it
         self.laterals = [layers.LateralConv(channels, name=f"lateral_{k}", **args)
                          for k in range(num_blocks - 1)]
+
+    def build_cells(self, image_size: Sequence[int]) -> tf.Tensor:
+        """Creates every branch's weights eagerly (variables cannot be born in a branch);
+        returns a stride-4 feature for building what reads the cells."""
+        x = self.stem(tf.zeros([1, *image_size, 3]), training=False)
+        for i, blocks in enumerate(self.choice_blocks):
+            for b in blocks:
+                b(x, training=False)
+            if i < len(self.laterals):
+                self.laterals[i](x, training=False)
+        return x
+
+    def cell_layers(self) -> dict:
+        """{name: layer}: the names a stand-alone MSNASEncoder gives the same layers."""
+        mine = {l.name: l for blocks in self.choice_blocks for l in blocks}
+        mine.update({l.name: l for l in (self.stem, *self.laterals)})
+        return mine
+
+    def export_encoder(self, spec: MSNASSpec, input_specs=None) -> layers.MSNASEncoder:
+        """The stand-alone encoder of a path, with the super-net's weights for it."""
+        encoder = layers.MSNASEncoder(spec, input_specs=input_specs,
+                                      norm_momentum=self.stem.get_config()["norm_momentum"],
+                                      norm_epsilon=self.stem.get_config()["norm_epsilon"])
+        copy_cells_into(self, encoder)
+        return encoder
+
+    def encode(self, images, path, training=None) -> dict:
+        """The path's group features {'2'..'6': tensor}."""
+        choices, lateral_sources, head_blocks = path[0], path[1], path[2]
+        x = self.stem(images, training=training)
+        outputs = []
+        for i, blocks in enumerate(self.choice_blocks):
+            x = tf.switch_case(choices[i], [
+                (lambda b=b, x=x: b(x, training=training)) for b in blocks])
+            if i > 0:
+                zero = lambda x=x: tf.zeros_like(x)  # noqa: E731
+                x = x + tf.switch_case(lateral_sources[i] + 1, [zero] + [
+                    (lambda k=k: self.laterals[k](outputs[k], training=training))
+                    for k in range(i)])
+            outputs.append(x)
+        return {key: tf.switch_case(head_blocks[g], [(lambda j=j: outputs[j])
+                                                     for j in range(self.num_blocks)])
+                for g, key in enumerate(layers.GROUP_KEYS)}
+
+
+def copy_cells_into(cells: PathCells, encoder: tf_keras.Model) -> None:
+    """Copies the super-net's cell weights into a stand-alone encoder's same-named layers."""
+    mine = cells.cell_layers()
+    for layer in encoder.layers:
+        if layer.name in mine:
+            layer.set_weights(mine[layer.name].get_weights())
+
+
+class SuperNet(PathCells, tf_keras.Model):
+    """The one-stage super-net: the shared cells and a RetinaNetHead for the 5 groups.
+
+    `l2_regularizer` sits on every layer as in the child; `model.losses` thus decays every
+    branch, so the train step sums it over the path only (`path_weight_decay`).
+    """
+
+    def __init__(self, num_blocks: int, channels: int, model_config,
+                 l2_regularizer: Optional[tf_keras.regularizers.Regularizer] = None, **kwargs):
+        super().__init__(**kwargs)
+        self._build_cells(num_blocks, channels, model_config, l2_regularizer)
+        norm = model_config.norm_activation
         head = model_config.head
         self.head = dense_prediction_heads.RetinaNetHead(
             min_level=model_config.min_level, max_level=model_config.max_level,
@@ -98,45 +164,21 @@ class SuperNet(tf_keras.Model):
             norm_epsilon=head.norm_epsilon or norm.norm_epsilon,
             kernel_regularizer=l2_regularizer, name="head")
 
+    def always_used(self) -> list:
+        """The layers every path runs (besides its branches and laterals)."""
+        return [self.stem, self.head]
+
     def build_all(self, image_size: Sequence[int]) -> None:
         """Creates every branch's weights eagerly (variables cannot be born in a branch)."""
-        x = self.stem(tf.zeros([1, *image_size, 3]), training=False)
-        for i, blocks in enumerate(self.choice_blocks):
-            for b in blocks:
-                b(x, training=False)
-            if i < len(self.laterals):
-                self.laterals[i](x, training=False)
+        x = self.build_cells(image_size)
         self.head({k: x for k in layers.GROUP_KEYS}, training=False)
 
     def export_child(self, spec: MSNASSpec, input_specs=None) -> layers.MSNASEncoder:
         """The stand-alone encoder of a path, with the super-net's weights for it."""
-        encoder = layers.MSNASEncoder(spec, input_specs=input_specs,
-                                      norm_momentum=self.stem.get_config()["norm_momentum"],
-                                      norm_epsilon=self.stem.get_config()["norm_epsilon"])
-        mine = {l.name: l for blocks in self.choice_blocks for l in blocks}
-        mine.update({l.name: l for l in (self.stem, *self.laterals)})
-        for layer in encoder.layers:
-            if layer.name in mine:
-                layer.set_weights(mine[layer.name].get_weights())
-        return encoder
+        return self.export_encoder(spec, input_specs)
 
     def call(self, images, path, training=None):
-        choices, lateral_sources, head_blocks, _ = path
-        x = self.stem(images, training=training)
-        outputs = []
-        for i, blocks in enumerate(self.choice_blocks):
-            x = tf.switch_case(choices[i], [
-                (lambda b=b, x=x: b(x, training=training)) for b in blocks])
-            if i > 0:
-                zero = lambda x=x: tf.zeros_like(x)  # noqa: E731
-                x = x + tf.switch_case(lateral_sources[i] + 1, [zero] + [
-                    (lambda k=k: self.laterals[k](outputs[k], training=training))
-                    for k in range(i)])
-            outputs.append(x)
-        features = {key: tf.switch_case(head_blocks[g], [(lambda j=j: outputs[j])
-                                                         for j in range(self.num_blocks)])
-                    for g, key in enumerate(layers.GROUP_KEYS)}
-        return self.head(features, training=training)
+        return self.head(self.encode(images, path, training), training=training)
 
 
 # ------------------------------------------------------------------------ labels
@@ -166,32 +208,33 @@ class DeferredLabelParser(retinanet_input.Parser):
             lambda image_size: {"none": tf.zeros([0, 4])})
 
 
+def gather_matched(values, match_indices, masked, fill, n):
+    """values[match_indices] per anchor, `fill` where `masked` (and everywhere when there
+    is no ground truth: n == 0). Model Garden's TargetGather needs a static anchor count
+    for images without ground truth, hence this."""
+    picked = tf.cond(n > 0, lambda: tf.gather(values, tf.maximum(match_indices, 0)),
+                     lambda: tf.fill(tf.concat([tf.shape(match_indices),
+                                                tf.shape(values)[1:]], 0),
+                                     tf.cast(fill, values.dtype)))
+    shape = tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0)
+    return tf.where(tf.reshape(masked, shape), tf.cast(fill, values.dtype), picked)
+
+
 def label_flat_anchors(labeler: mg_anchor.AnchorLabeler, anchors, gt_boxes, gt_classes,
                        valid):
     """AnchorLabeler.label_anchors on one image's flat [N, 4] anchors (no unpacking).
 
-    Model Garden's matching and encoding; the gather is redone because TargetGather
-    needs a static anchor count for images without ground truth, and the final
-    per-level unpack (static feature sizes) is left out.
+    Model Garden's matching and encoding; the gather is redone (`gather_matched`), and
+    the final per-level unpack (static feature sizes) is left out.
     """
     n = tf.cast(tf.reduce_sum(valid), tf.int32)
     gt_boxes, gt_labels = gt_boxes[:n], gt_classes[:n]
     similarity = labeler.similarity_calc(anchors, gt_boxes)
     match_indices, match_indicators = labeler.matcher(similarity)
     negative = tf.less_equal(match_indicators, 0)
-
-    def gather(values, masked, fill):
-        picked = tf.cond(n > 0, lambda: tf.gather(values, tf.maximum(match_indices, 0)),
-                         lambda: tf.fill(tf.concat([tf.shape(match_indices),
-                                                    tf.shape(values)[1:]], 0),
-                                         tf.cast(fill, values.dtype)))
-        shape = tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0)
-        return tf.where(tf.reshape(masked, shape), tf.cast(fill, values.dtype), picked)
-
-    cls_targets = gather(gt_labels, negative, -1)
-    box_targets = gather(gt_boxes, negative, 0.0)
-    weights = tf.ones([n], tf.float32)
-    box_weights = gather(weights, negative, 0.0)
+    cls_targets = gather_matched(gt_labels, match_indices, negative, -1, n)
+    box_targets = gather_matched(gt_boxes, match_indices, negative, 0.0, n)
+    box_weights = gather_matched(tf.ones([n], tf.float32), match_indices, negative, 0.0, n)
     cls_weights = tf.where(tf.equal(match_indicators, -2), 0.0, 1.0)
     box_targets = labeler.box_coder.encode(box_list.BoxList(box_targets),
                                            box_list.BoxList(anchors))
@@ -248,7 +291,7 @@ def _total(losses) -> tf.Tensor:
 def path_weight_decay(model: SuperNet, path) -> tf.Tensor:
     """The layers' own L2 regularization over the path's layers only (model.losses would
     decay every branch, moving untaken ones)."""
-    decay = _total(model.stem.losses + model.head.losses)
+    decay = _total([loss for layer in model.always_used() for loss in layer.losses])
     for layer, taken in branch_usage(model, path):
         decay += tf.where(taken, _total(layer.losses), 0.0)
     return decay
@@ -390,17 +433,29 @@ class SuperNetTrainer:
 
     def __init__(self, engine, num_blocks: int, channels: int, learning_rate: float,
                  finetune_learning_rate: float, seed: int = 0, optimizer: str = "adam",
-                 steps: Optional[int] = None):
+                 steps: Optional[int] = None, detector: str = "retinanet"):
         tf_keras.utils.set_random_seed(seed)
         self.engine = engine
         self.task = engine.task
+        self.detector = detector
         cfg = self.task.task_config
         self.image_size = tuple(cfg.model.input_size[:2])
         self.learning_rate = learning_rate
         self.finetune_learning_rate = finetune_learning_rate
         l2 = cfg.losses.l2_weight_decay
-        self.model = SuperNet(num_blocks, channels, cfg.model,
-                              tf_keras.regularizers.l2(l2 / 2.0) if l2 else None)
+        regularizer = tf_keras.regularizers.l2(l2 / 2.0) if l2 else None
+        if detector == "fasterrcnn":
+            from search.evaluators.supernet import fasterrcnn
+            self.model = fasterrcnn.FasterRCNNSuperNet(num_blocks, channels, cfg.model,
+                                                       self.image_size, regularizer)
+            make_step = lambda opt: fasterrcnn.make_rcnn_path_step(  # noqa: E731
+                self.task, self.model, opt)
+        elif detector == "retinanet":
+            self.model = SuperNet(num_blocks, channels, cfg.model, regularizer)
+            make_step = lambda opt: make_path_step(  # noqa: E731
+                self.task, self.model, opt, self.anchors)
+        else:
+            raise ValueError(f"unknown super-net detector {detector!r}")
         self.model.build_all(self.image_size)
         self.anchors = PathAnchors(cfg.model, self.image_size)
         if optimizer == "adam":
@@ -412,13 +467,19 @@ class SuperNetTrainer:
                                                               momentum=0.9)
         else:
             raise ValueError(f"unknown super-net optimizer {optimizer!r}")
-        self.train_step = make_path_step(self.task, self.model, self.optimizer, self.anchors)
+        self.train_step = make_step(self.optimizer)
         self.finetune_step = self.train_step if self.finetune_optimizer is None else (
-            make_path_step(self.task, self.model, self.finetune_optimizer, self.anchors))
-        self._predict = tf.function(lambda images, path: self.model(images, path,
-                                                                    training=False),
-                                    autograph=False, reduce_retracing=True)
-        self._generator = self._detection_generator()
+            make_step(self.finetune_optimizer))
+        if detector == "fasterrcnn":  # the model's own RoI and detection generators
+            self._predict = tf.function(
+                lambda images, image_shape, path: self.model(
+                    images, path, image_shape=image_shape, training=False),
+                autograph=False, reduce_retracing=True)
+        else:
+            self._predict = tf.function(lambda images, path: self.model(images, path,
+                                                                        training=False),
+                                        autograph=False, reduce_retracing=True)
+            self._generator = self._detection_generator()
         self.finetune_batches: Sequence = []
         self.initial_state = self.snapshot()  # stand-alone training starts here
 
@@ -462,6 +523,8 @@ class SuperNetTrainer:
         """COCO metrics of the path on the engine's validation batches."""
         task = self.task
         path = PathTensors.of(spec)
+        if self.detector == "fasterrcnn":
+            return self._evaluate_rcnn(path)
         anchors = self.anchors.per_group([int(s) for s in path.head_strides])
         state = None
         for images, labels in self.engine._val_batches:  # pylint: disable=protected-access
@@ -482,6 +545,20 @@ class SuperNetTrainer:
                     "image_info": labels["image_info"]}
             state = task.aggregate_logs(state, {task.coco_metric.name:
                                                 (labels["groundtruths"], coco)})
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
+            logs = task.reduce_aggregated_logs(state)
+        return {k: float(v) for k, v in logs.items()
+                if k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+
+    def _evaluate_rcnn(self, path: PathTensors) -> dict:
+        """COCO metrics of a two-stage path: Model Garden's MaskRCNNTask validation
+        (its `_update_metrics` and COCO evaluator) on the super-net's detections."""
+        task, state = self.task, None
+        for images, labels in self.engine._val_batches:  # pylint: disable=protected-access
+            outputs = self._predict(images, labels["image_info"][:, 1, :], path.as_tuple())
+            logs: dict = {}
+            task._update_metrics(labels, outputs, logs)  # pylint: disable=protected-access
+            state = task.aggregate_logs(state, logs)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
             logs = task.reduce_aggregated_logs(state)
         return {k: float(v) for k, v in logs.items()

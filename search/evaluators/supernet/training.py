@@ -21,27 +21,53 @@ FINETUNE_DIR = "supernet_finetune"  # one .npz per fine-tune batch
 
 
 def proxy_config(config):
-    """The data side of the super-net as the proxy engine's config."""
+    """The data side of the super-net as the proxy engine's config. `head_convs` and
+    `head_filters` size the dense head: RetinaNet's (retinanet) or the RPN's (fasterrcnn,
+    whose box head stays the experiment's)."""
     from mnas_tf.proxy import ProxyConfig
     s = config.supernet
+    head = "rpn_head" if s.detector == "fasterrcnn" else "head"
+    # float32 images: Model Garden's R-CNN data default to bfloat16, which the fine-tune
+    # batches (.npz) cannot hold and which changes scores (see `write_batch`)
+    dtype = ({"task": {"train_data": {"dtype": "float32"},
+                       "validation_data": {"dtype": "float32"}}},) if s.detector == "fasterrcnn" else ()
     return ProxyConfig(
         experiment=s.experiment, train_data=s.train_data, val_data=s.val_data,
         val_annotations=s.val_annotations or s.val_data, batch_size=s.batch_size, input_size=s.input_size,
         eval_batch_size=s.eval_batch_size, max_eval_batches=s.max_eval_batches,
-        params_override=({"task": {"model": {"head": {"num_convs": s.head_convs,
-                                                      "num_filters": s.head_filters}}}},
+        params_override=({"task": {"model": {head: {"num_convs": s.head_convs,
+                                                    "num_filters": s.head_filters}}}},
                          *([{"task": {"model": {"num_classes": s.num_classes}}}]
-                           if s.num_classes else [])))
+                           if s.num_classes else []), *dtype))
+
+
+def check_detector(supernet_config) -> None:
+    """supernet.experiment must be of supernet.detector's kind (two-stage: an RPN)."""
+    from mnas_tf.experiment import load_experiment
+    from search.config import SearchConfigError
+    s = supernet_config
+    two_stage = hasattr(load_experiment(s.experiment).task.model, "rpn_head")
+    if two_stage != (s.detector == "fasterrcnn"):
+        kind = "a two-stage (Faster R-CNN)" if two_stage else "a one-stage (RetinaNet)"
+        raise SearchConfigError(
+            f"supernet.experiment {s.experiment} is {kind} experiment but supernet.detector "
+            f"is {s.detector}; set supernet.experiment null for the detector's own")
 
 
 def build_trainer(config, space):
     from mnas_tf.proxy import ProxyEngine
     from search.evaluators.supernet.msnas import SuperNetTrainer, deferred_train_inputs
-    engine = ProxyEngine(proxy_config(config), build_train_inputs=deferred_train_inputs)
     s = config.supernet
+    check_detector(s)
+    if s.detector == "fasterrcnn":
+        from search.evaluators.supernet.fasterrcnn import deferred_rcnn_inputs
+        inputs = deferred_rcnn_inputs
+    else:
+        inputs = deferred_train_inputs
+    engine = ProxyEngine(proxy_config(config), build_train_inputs=inputs)
     return SuperNetTrainer(engine, space.num_blocks, space.channels, s.learning_rate,
                            s.finetune_learning_rate, seed=config.seed,
-                           optimizer=s.optimizer, steps=s.steps)
+                           optimizer=s.optimizer, steps=s.steps, detector=s.detector)
 
 
 def _manager(trainer, out_dir: str):
@@ -188,12 +214,16 @@ def finetune_storage(config) -> dict:
     """Bytes of the fine-tune batches on disk and in memory (`DiskBatches` holds one),
     from the config alone: float32 images, plus the deferred labels of the parser's
     `max_num_instances` boxes (int32 classes, float32 boxes and two weights) and the
-    image info. Reading a batch briefly holds it twice (the arrays, then the tensors)."""
+    image info (two-stage: boxes and classes). Reading a batch briefly holds it twice
+    (the arrays, then the tensors)."""
     from mnas_tf.experiment import load_experiment
     s = config.supernet
     max_instances = load_experiment(s.experiment).task.train_data.parser.max_num_instances
     image = s.input_size * s.input_size * 3 * 4
-    labels = max_instances * (4 + 4 * 4 + 4 + 4) + 4 * 2 * 4
+    if s.detector == "fasterrcnn":  # gt_boxes, gt_classes (Model Garden's R-CNN parser)
+        labels = max_instances * (4 * 4 + 4) + 4 * 2 * 4
+    else:
+        labels = max_instances * (4 + 4 * 4 + 4 + 4) + 4 * 2 * 4
     batch = s.batch_size * (image + labels)
     return {"batches": s.finetune_batches, "batch_size": s.batch_size,
             "input_size": s.input_size, "bytes_per_batch": batch,
