@@ -431,3 +431,10 @@ def deferred_rcnn_inputs(task, data_params):
     """Two-stage inputs with RPN labelling left to the step (for `ProxyEngine`)."""
     parser = DeferredRCNNParser(**rcnn.parser_kwargs(task.task_config, data_params))
     return layers.build_detection_inputs(task.task_config, data_params, parser)
+
+
+def trainer_parts(task, num_blocks: int, channels: int, image_size, regularizer):
+    """(model, make_step) of the two-stage super-net, for `msnas.SuperNetTrainer`."""
+    model = FasterRCNNSuperNet(num_blocks, channels, task.task_config.model, image_size,
+                               regularizer)
+    return model, lambda optimizer: make_rcnn_path_step(task, model, optimizer)

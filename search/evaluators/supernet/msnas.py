@@ -433,7 +433,7 @@ class SuperNetTrainer:
 
     def __init__(self, engine, num_blocks: int, channels: int, learning_rate: float,
                  finetune_learning_rate: float, seed: int = 0, optimizer: str = "adam",
-                 steps: Optional[int] = None, detector: str = "retinanet"):
+                 steps: Optional[int] = None, detector: str = "retinanet", parts=None):
         tf_keras.utils.set_random_seed(seed)
         self.engine = engine
         self.task = engine.task
@@ -445,11 +445,11 @@ class SuperNetTrainer:
         l2 = cfg.losses.l2_weight_decay
         regularizer = tf_keras.regularizers.l2(l2 / 2.0) if l2 else None
         if detector == "fasterrcnn":
-            from search.evaluators.supernet import fasterrcnn
-            self.model = fasterrcnn.FasterRCNNSuperNet(num_blocks, channels, cfg.model,
-                                                       self.image_size, regularizer)
-            make_step = lambda opt: fasterrcnn.make_rcnn_path_step(  # noqa: E731
-                self.task, self.model, opt)
+            # the two-stage parts come from its module (which builds on this one)
+            if parts is None:
+                raise ValueError("detector fasterrcnn: pass parts=fasterrcnn.trainer_parts")
+            self.model, make_step = parts(self.task, num_blocks, channels, self.image_size,
+                                          regularizer)
         elif detector == "retinanet":
             self.model = SuperNet(num_blocks, channels, cfg.model, regularizer)
             make_step = lambda opt: make_path_step(  # noqa: E731

@@ -59,15 +59,17 @@ def build_trainer(config, space):
     from search.evaluators.supernet.msnas import SuperNetTrainer, deferred_train_inputs
     s = config.supernet
     check_detector(s)
+    parts = None
     if s.detector == "fasterrcnn":
-        from search.evaluators.supernet.fasterrcnn import deferred_rcnn_inputs
-        inputs = deferred_rcnn_inputs
+        from search.evaluators.supernet.fasterrcnn import deferred_rcnn_inputs, trainer_parts
+        inputs, parts = deferred_rcnn_inputs, trainer_parts
     else:
         inputs = deferred_train_inputs
     engine = ProxyEngine(proxy_config(config), build_train_inputs=inputs)
     return SuperNetTrainer(engine, space.num_blocks, space.channels, s.learning_rate,
                            s.finetune_learning_rate, seed=config.seed,
-                           optimizer=s.optimizer, steps=s.steps, detector=s.detector)
+                           optimizer=s.optimizer, steps=s.steps, detector=s.detector,
+                           parts=parts)
 
 
 def _manager(trainer, out_dir: str):
